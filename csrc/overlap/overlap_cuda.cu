@@ -1,0 +1,241 @@
+// CUDA patch-overlap kernel: one block per pair (grid-stride), one thread per source patch,
+// around the same per-element math as the CPU kernel (csrc/common).
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "../common/homography.h"
+#include "../common/patch_grid.h"
+#include "../common/vote.h"
+#include "overlap.h"
+
+namespace mimic_fast {
+namespace {
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    throw std::runtime_error(std::string("mimic_fast CUDA error in ") + what + ": " +
+                             cudaGetErrorString(err));
+  }
+}
+
+constexpr int kThreads = 128;
+
+// Labels of one source patch's samples, recomputed on demand (vote_patch's slow path calls
+// it again rather than storing them).
+struct ProjectedLabels {
+  const double* H;
+  SamplePattern pattern;
+  PatchGrid src;
+  PatchGrid tgt;
+  int32_t source_patch;
+  uint64_t key;
+
+  __device__ int32_t operator()(int32_t i) const {
+    double x, y;
+    sample_pixel(src, pattern.patch, source_patch, pattern.offset(key, i), &x, &y);
+    return project_label(H, x, y, tgt.ncols, tgt.nrows, pattern.patch);
+  }
+};
+
+template <typename Scalar>
+__global__ void __launch_bounds__(kThreads) overlap_kernel(
+    const Scalar* __restrict__ H,  // [B, 3, 3]
+    int64_t batch, SamplePattern pattern, PatchGrid g1, PatchGrid g2,
+    float* __restrict__ overlap,        // [B]
+    bool* __restrict__ valid,           // [B]
+    int32_t* __restrict__ forward,      // [B, P1]
+    int32_t* __restrict__ backward,     // [B, P2]
+    int32_t* __restrict__ correspondences,  // [B, P1]
+    int32_t* __restrict__ counts) {     // [B, 2]
+  extern __shared__ int32_t smem[];
+  const int32_t P1 = g1.count();
+  const int32_t P2 = g2.count();
+  const int32_t P = P1 + P2;
+  int32_t* votes = smem;        // [P]: forward votes (view-1 patches), then backward votes
+  int32_t* first = smem + P;    // [P]: lowest claimant of each view-2 patch, then of each view-1
+  int32_t* corr = smem + 2 * P; // [P1]
+  __shared__ double h[9];
+  __shared__ double inv[9];
+  __shared__ bool ok;
+  __shared__ int32_t matched[2];
+
+  for (int64_t b = blockIdx.x; b < batch; b += gridDim.x) {
+    if (threadIdx.x == 0) {
+      for (int i = 0; i < 9; ++i) h[i] = static_cast<double>(H[b * 9 + i]);
+      ok = invert_homography(h, inv);
+      matched[0] = 0;
+      matched[1] = 0;
+    }
+    for (int32_t k = threadIdx.x; k < P; k += blockDim.x) first[k] = INT_MAX;
+    __syncthreads();
+
+    if (ok) {
+      // Vote, and let each target patch remember its lowest (raster-first) claimant.
+      for (int32_t k = threadIdx.x; k < P; k += blockDim.x) {
+        const int32_t dir = k >= P1;
+        const int32_t s = dir ? k - P1 : k;
+        const ProjectedLabels labels{dir ? inv : h, pattern, dir ? g2 : g1, dir ? g1 : g2, s,
+                                     pattern.key(dir, s)};
+        const int32_t t = vote_patch(labels, pattern.samples);
+        votes[k] = t;
+        if (t >= 0) atomicMin(&first[(dir ? P2 : 0) + t], s);
+      }
+      __syncthreads();
+      // De-duplication: only the first claimant keeps its target.
+      for (int32_t k = threadIdx.x; k < P; k += blockDim.x) {
+        const int32_t dir = k >= P1;
+        const int32_t s = dir ? k - P1 : k;
+        const int32_t t = votes[k];
+        const int32_t m = (t >= 0 && first[(dir ? P2 : 0) + t] == s) ? t : -1;
+        votes[k] = m;
+        if (dir) {
+          backward[b * P2 + s] = m;
+        } else {
+          forward[b * P1 + s] = m;
+        }
+        if (m >= 0) atomicAdd(&matched[dir], 1);
+      }
+      for (int32_t s = threadIdx.x; s < P1; s += blockDim.x) corr[s] = -1;
+      __syncthreads();
+      const int32_t cf = matched[0];
+      const int32_t cb = matched[1];
+      if (threadIdx.x == 0) {
+        counts[2 * b] = cf;
+        counts[2 * b + 1] = cb;
+        overlap[b] = overlap_score(cf, cb, P1, P2);
+        valid[b] = true;
+      }
+      if (store_forward(cf, cb)) {
+        for (int32_t s = threadIdx.x; s < P1; s += blockDim.x) corr[s] = votes[s];
+      } else {
+        for (int32_t s = threadIdx.x; s < P2; s += blockDim.x) {
+          if (votes[P1 + s] >= 0) corr[votes[P1 + s]] = s;
+        }
+      }
+      __syncthreads();
+      for (int32_t s = threadIdx.x; s < P1; s += blockDim.x) {
+        correspondences[b * P1 + s] = corr[s];
+      }
+    } else {
+      if (threadIdx.x == 0) {
+        counts[2 * b] = 0;
+        counts[2 * b + 1] = 0;
+        overlap[b] = 0.0f;
+        valid[b] = false;
+      }
+      for (int32_t s = threadIdx.x; s < P1; s += blockDim.x) {
+        forward[b * P1 + s] = -1;
+        correspondences[b * P1 + s] = -1;
+      }
+      for (int32_t s = threadIdx.x; s < P2; s += blockDim.x) backward[b * P2 + s] = -1;
+    }
+    __syncthreads();  // shared state is reused by the next pair
+  }
+}
+
+template <typename Scalar>
+void launch(const Scalar* H, int64_t batch, const OverlapParams& prm, const OverlapOutputs& out,
+            cudaStream_t stream) {
+  const PatchGrid g1 = make_grid(prm.height1, prm.width1, prm.patch);
+  const PatchGrid g2 = make_grid(prm.height2, prm.width2, prm.patch);
+  const SamplePattern pattern = make_pattern(prm.seed, prm.patch, prm.samples, prm.grid);
+  const size_t smem = sizeof(int32_t) * (2 * static_cast<size_t>(g1.count() + g2.count()) +
+                                         static_cast<size_t>(g1.count()));
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  int smem_max = 0;
+  check(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+        "cudaDeviceGetAttribute");
+  if (smem > static_cast<size_t>(smem_max)) {
+    throw std::invalid_argument(
+        "patch_overlap on CUDA supports at most " + std::to_string(smem_max / 12) +
+        " patches per view pair (needs " + std::to_string(smem) +
+        " bytes of shared memory); use the CPU kernel for larger views");
+  }
+  if (smem > 48 * 1024) {
+    check(cudaFuncSetAttribute(overlap_kernel<Scalar>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(smem)),
+          "cudaFuncSetAttribute");
+  }
+  int sms = 0;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+        "cudaDeviceGetAttribute");
+  const int64_t blocks = std::min<int64_t>(batch, static_cast<int64_t>(sms) * 32);
+  overlap_kernel<Scalar><<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(
+      H, batch, pattern, g1, g2, out.overlap, out.valid, out.forward, out.backward,
+      out.correspondences, out.counts);
+  check(cudaGetLastError(), "overlap_kernel launch");
+}
+
+// Device buffer freed on scope exit, also when an exception unwinds.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  explicit DeviceBuffer(size_t bytes) {
+    if (bytes > 0) check(cudaMalloc(&ptr, bytes), "cudaMalloc");
+  }
+  ~DeviceBuffer() {
+    if (ptr) cudaFree(ptr);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+}  // namespace
+
+void patch_overlap_cuda(const void* H, bool is_double, int64_t batch, const OverlapParams& params,
+                        const OverlapOutputs& out, void* stream) {
+  if (batch <= 0) return;
+  auto s = static_cast<cudaStream_t>(stream);
+  if (is_double) {
+    launch(static_cast<const double*>(H), batch, params, out, s);
+  } else {
+    launch(static_cast<const float*>(H), batch, params, out, s);
+  }
+}
+
+void patch_overlap_cuda_from_host(const void* H, bool is_double, int64_t batch,
+                                  const OverlapParams& params, const OverlapOutputs& out) {
+  if (batch <= 0) return;
+  const size_t n = static_cast<size_t>(batch);
+  const size_t p1 = static_cast<size_t>((params.height1 / params.patch) *
+                                        (params.width1 / params.patch));
+  const size_t p2 = static_cast<size_t>((params.height2 / params.patch) *
+                                        (params.width2 / params.patch));
+  const size_t h_bytes = n * 9 * (is_double ? sizeof(double) : sizeof(float));
+  DeviceBuffer dH(h_bytes), dOverlap(n * sizeof(float)), dValid(n * sizeof(bool)),
+      dFwd(n * p1 * sizeof(int32_t)), dBwd(n * p2 * sizeof(int32_t)),
+      dCorr(n * p1 * sizeof(int32_t)), dCounts(n * 2 * sizeof(int32_t));
+  check(cudaMemcpy(dH.ptr, H, h_bytes, cudaMemcpyHostToDevice), "cudaMemcpy H");
+  const OverlapOutputs dev{static_cast<float*>(dOverlap.ptr), static_cast<bool*>(dValid.ptr),
+                           static_cast<int32_t*>(dFwd.ptr), static_cast<int32_t*>(dBwd.ptr),
+                           static_cast<int32_t*>(dCorr.ptr), static_cast<int32_t*>(dCounts.ptr)};
+  patch_overlap_cuda(dH.ptr, is_double, batch, params, dev, nullptr);
+  check(cudaDeviceSynchronize(), "patch_overlap kernel");
+  check(cudaMemcpy(out.overlap, dev.overlap, n * sizeof(float), cudaMemcpyDeviceToHost), "copy");
+  check(cudaMemcpy(out.valid, dev.valid, n * sizeof(bool), cudaMemcpyDeviceToHost), "copy");
+  check(cudaMemcpy(out.forward, dev.forward, n * p1 * sizeof(int32_t), cudaMemcpyDeviceToHost),
+        "copy");
+  check(cudaMemcpy(out.backward, dev.backward, n * p2 * sizeof(int32_t), cudaMemcpyDeviceToHost),
+        "copy");
+  check(cudaMemcpy(out.correspondences, dev.correspondences, n * p1 * sizeof(int32_t),
+                   cudaMemcpyDeviceToHost),
+        "copy");
+  check(cudaMemcpy(out.counts, dev.counts, n * 2 * sizeof(int32_t), cudaMemcpyDeviceToHost),
+        "copy");
+}
+
+int32_t cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace mimic_fast

@@ -1,0 +1,70 @@
+"""The torch entry of patch_overlap: a ``torch.library.custom_op`` over the native kernels,
+so torch.compile can trace through it and CUDA tensors stay on the device."""
+
+from __future__ import annotations
+
+import torch
+
+from mimic_fast import _native
+from mimic_fast.geometry.overlap import check_homographies
+from mimic_fast.geometry.result import PatchOverlap
+
+_OutTensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                    torch.Tensor]
+
+
+def _empty_outputs(H: torch.Tensor, p1: int, p2: int) -> _OutTensors:
+    B, dev = H.shape[0], H.device
+    return (
+        torch.empty(B, dtype=torch.float32, device=dev),
+        torch.empty(B, dtype=torch.bool, device=dev),
+        torch.empty(B, p1, dtype=torch.int32, device=dev),
+        torch.empty(B, p2, dtype=torch.int32, device=dev),
+        torch.empty(B, p1, dtype=torch.int32, device=dev),
+        torch.empty(B, 2, dtype=torch.int32, device=dev),
+    )
+
+
+def _patch_counts(h1: int, w1: int, h2: int, w2: int, patch: int) -> tuple[int, int]:
+    return (h1 // patch) * (w1 // patch), (h2 // patch) * (w2 // patch)
+
+
+# The seed travels as a signed int64 (custom ops have no uint64) and is unwrapped here.
+@torch.library.custom_op("mimic_fast::patch_overlap", mutates_args=())
+def _patch_overlap_op(
+    H: torch.Tensor, h1: int, w1: int, h2: int, w2: int, patch: int, samples: int, seed: int,
+    grid: bool,
+) -> _OutTensors:
+    out = _empty_outputs(H, *_patch_counts(h1, w1, h2, w2, patch))
+    args = (H.data_ptr(), H.dtype == torch.float64, H.shape[0], (h1, w1, h2, w2), patch,
+            samples, seed & ((1 << 64) - 1), grid, tuple(t.data_ptr() for t in out))
+    if H.device.type == "cuda":
+        with torch.cuda.device(H.device):
+            stream = torch.cuda.current_stream(H.device).cuda_stream
+            _native.native().patch_overlap_cuda(*args, stream)
+    else:
+        _native.native().patch_overlap_cpu(*args)
+    return out
+
+
+@_patch_overlap_op.register_fake
+def _(H, h1, w1, h2, w2, patch, samples, seed, grid):
+    return _empty_outputs(H, *_patch_counts(h1, w1, h2, w2, patch))
+
+
+def patch_overlap_torch(H: torch.Tensor, params: tuple, device) -> PatchOverlap:
+    check_homographies(H)
+    sizes, patch, samples, seed, grid = params
+    target = H.device if device is None else torch.device(device)
+    if target.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
+    if target.type == "cuda":
+        _native.require_cuda()
+    single = H.dim() == 2
+    Hc = H.reshape(-1, 3, 3).to(target).contiguous()
+    signed_seed = seed - (1 << 64) if seed >= (1 << 63) else seed
+    out = _patch_overlap_op(Hc, *sizes, patch, samples, signed_seed, grid)
+    out = tuple(t.to(H.device) for t in out)
+    if single:
+        out = tuple(t[0] for t in out)
+    return PatchOverlap(*out)

@@ -1,0 +1,29 @@
+"""Shared test set-up: the real data beside the repository, and Triton's CPU interpreter."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Triton kernels run under the interpreter on machines without a GPU; this must be set before
+# triton is imported anywhere.
+if not os.environ.get("TRITON_INTERPRET"):
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ["TRITON_INTERPRET"] = "1"
+    except ImportError:
+        pass
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real test data nobody here made); tests fail loudly without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"real test data not found at {SHARED_DATA} (expected ../shared/data)")
+    return SHARED_DATA
