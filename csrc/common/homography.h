@@ -11,6 +11,7 @@ namespace mimic_fast {
 
 #if !defined(__CUDACC__)
 using std::fabs;
+using std::floor;
 using std::fmax;
 using std::frexp;
 using std::ldexp;
@@ -58,25 +59,33 @@ MF_HD bool invert_homography(const double* H, double* inv) {
   return true;
 }
 
+// floor(t / patch) for 0 <= t < 2^31, exact, as a double: the rounded quotient can only
+// overshoot the true floor by one, and the product check undoes that.
+MF_HD double patch_floor(double t, double patch) {
+  const double q = floor(t / patch);
+  return q - (q * patch > t ? 1.0 : 0.0);
+}
+
 // Label of pixel (x, y) of the source view under H: the target patch index
 // (row * ncols + col), or -1 ("out") when w <= 0, the point is not finite, or it lands
 // outside the ncols*patch x nrows*patch tiled area of the target view.
+// Branch-free (selects, not jumps) so that the CPU kernel's loop over samples vectorises.
 MF_HD int32_t project_label(const double* H, double x, double y, int32_t ncols, int32_t nrows,
                             int32_t patch) {
   const double X = H[0] * x + H[1] * y + H[2];
   const double Y = H[3] * x + H[4] * y + H[5];
   const double W = H[6] * x + H[7] * y + H[8];
-  if (!(W > 0.0)) return -1;
   const double u = X / W;
   const double v = Y / W;
-  // Written so that NaN fails every comparison and lands "out".
-  if (!(u >= 0.0 && v >= 0.0 && u < static_cast<double>(ncols * patch) &&
-        v < static_cast<double>(nrows * patch))) {
-    return -1;
-  }
-  const int32_t col = static_cast<int32_t>(u) / patch;  // u >= 0: truncation is floor
-  const int32_t row = static_cast<int32_t>(v) / patch;
-  return row * ncols + col;
+  // NaN fails every comparison and lands "out".
+  const bool inside = (W > 0.0) & (u >= 0.0) & (v >= 0.0) &
+                      (u < static_cast<double>(ncols * patch)) &
+                      (v < static_cast<double>(nrows * patch));
+  const double p = static_cast<double>(patch);
+  const double col = patch_floor(inside ? u : 0.0, p);
+  const double row = patch_floor(inside ? v : 0.0, p);
+  const double label = inside ? row * static_cast<double>(ncols) + col : -1.0;
+  return static_cast<int32_t>(label);
 }
 
 }  // namespace mimic_fast

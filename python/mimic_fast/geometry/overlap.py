@@ -128,7 +128,7 @@ def _patch_overlap_numpy(H: Any, params: tuple, device: Any) -> PatchOverlap:
 def _check_sizes(image_size: Any, patch_size: Any) -> tuple[int, int, int, int]:
     _check_int("patch_size", patch_size, 1, 1 << 15)
     try:
-        if len(image_size) == 2 and all(np.ndim(s) == 0 for s in image_size):
+        if len(image_size) == 2 and not any(hasattr(s, "__len__") for s in image_size):
             views = (tuple(image_size), tuple(image_size))
         else:
             views = tuple(tuple(v) for v in image_size)
