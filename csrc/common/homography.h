@@ -59,11 +59,14 @@ MF_HD bool invert_homography(const double* H, double* inv) {
   return true;
 }
 
-// floor(t / patch) for 0 <= t < 2^31, exact, as a double: the rounded quotient can only
-// overshoot the true floor by one, and the product check undoes that.
-MF_HD double patch_floor(double t, double patch) {
-  const double q = floor(t / patch);
-  return q - (q * patch > t ? 1.0 : 0.0);
+// floor(t / patch) for 0 <= t < 2^31, exact, as a double. The product with the rounded
+// reciprocal can miss the true floor by one either way; the exact integer products fix that.
+// (A division would be exact too, but costs far more, on the GPU most of all.)
+MF_HD double patch_floor(double t, double patch, double inv_patch) {
+  double q = floor(t * inv_patch);
+  q += ((q + 1.0) * patch <= t) ? 1.0 : 0.0;
+  q -= (q * patch > t) ? 1.0 : 0.0;
+  return q;
 }
 
 // Label of pixel (x, y) of the source view under H: the target patch index
@@ -82,8 +85,9 @@ MF_HD int32_t project_label(const double* H, double x, double y, int32_t ncols, 
                       (u < static_cast<double>(ncols * patch)) &
                       (v < static_cast<double>(nrows * patch));
   const double p = static_cast<double>(patch);
-  const double col = patch_floor(inside ? u : 0.0, p);
-  const double row = patch_floor(inside ? v : 0.0, p);
+  const double inv_p = 1.0 / p;
+  const double col = patch_floor(inside ? u : 0.0, p, inv_p);
+  const double row = patch_floor(inside ? v : 0.0, p, inv_p);
   const double label = inside ? row * static_cast<double>(ncols) + col : -1.0;
   return static_cast<int32_t>(label);
 }

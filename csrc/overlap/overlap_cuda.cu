@@ -2,6 +2,7 @@
 // around the same per-element math as the CPU kernel (csrc/common).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <stdexcept>
@@ -22,7 +23,15 @@ void check(cudaError_t err, const char* what) {
   }
 }
 
-constexpr int kThreads = 128;
+constexpr int kMaxThreads = 256;
+
+// Threads per block: the source patches of both views in as few rounds as possible, each
+// round as even as possible (392 patches at 224x224: 2 rounds of 224 threads, not 256 + 136).
+int block_threads(int32_t patches) {
+  const int rounds = (patches + kMaxThreads - 1) / kMaxThreads;
+  const int per_round = (patches + rounds - 1) / rounds;
+  return std::max(32, (per_round + 31) / 32 * 32);
+}
 
 // Labels of one source patch's samples, recomputed on demand (vote_patch's slow path calls
 // it again rather than storing them).
@@ -42,7 +51,7 @@ struct ProjectedLabels {
 };
 
 template <typename Scalar>
-__global__ void __launch_bounds__(kThreads) overlap_kernel(
+__global__ void __launch_bounds__(kMaxThreads) overlap_kernel(
     const Scalar* __restrict__ H,  // [B, 3, 3]
     int64_t batch, SamplePattern pattern, PatchGrid g1, PatchGrid g2,
     float* __restrict__ overlap,        // [B]
@@ -166,7 +175,8 @@ void launch(const Scalar* H, int64_t batch, const OverlapParams& prm, const Over
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
         "cudaDeviceGetAttribute");
   const int64_t blocks = std::min<int64_t>(batch, static_cast<int64_t>(sms) * 32);
-  overlap_kernel<Scalar><<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(
+  overlap_kernel<Scalar><<<static_cast<unsigned>(blocks), block_threads(g1.count() + g2.count()),
+                            smem, stream>>>(
       H, batch, pattern, g1, g2, out.overlap, out.valid, out.forward, out.backward,
       out.correspondences, out.counts);
   check(cudaGetLastError(), "overlap_kernel launch");
