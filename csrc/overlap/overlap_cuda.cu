@@ -161,9 +161,10 @@ void launch(const Scalar* H, int64_t batch, const OverlapParams& prm, const Over
         "cudaDeviceGetAttribute");
   if (smem > static_cast<size_t>(smem_max)) {
     throw std::invalid_argument(
-        "patch_overlap on CUDA supports at most " + std::to_string(smem_max / 12) +
-        " patches per view pair (needs " + std::to_string(smem) +
-        " bytes of shared memory); use the CPU kernel for larger views");
+        "patch_overlap on CUDA: these views need " + std::to_string(smem) +
+        " bytes of shared memory per pair (12 bytes per view-1 patch, 8 per view-2 patch), "
+        "the device allows " + std::to_string(smem_max) + "; use the CPU kernel for views "
+        "this large");
   }
   if (smem > 48 * 1024) {
     check(cudaFuncSetAttribute(overlap_kernel<Scalar>,

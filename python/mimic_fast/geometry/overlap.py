@@ -97,8 +97,11 @@ def _patch_overlap_numpy(H: Any, params: tuple, device: Any) -> PatchOverlap:
         )
     check_homographies(H)
     device = "cpu" if device is None else str(device)
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device must be None, 'cpu' or 'cuda' for numpy input (the current CUDA device; "
+            f"pass a torch tensor to pick another), got {device!r}"
+        )
     single = H.ndim == 2
     Hc = np.ascontiguousarray(H.reshape(-1, 3, 3))
     sizes, patch, samples, seed, grid = params
