@@ -1,9 +1,14 @@
 """``mimic-fast demo``: the main job on a built-in default input.
 
-Computes patch correspondences and overlap for real ground-truth homographies (HPatches
-v_birdwoman and Oxford graf, from ../shared/data when present) rescaled to 224x224 frames,
-and for a generated camera path over scikit-image's astronaut photo (always available),
-then draws the correspondences and writes a summary.
+1. Mining (the main job): a generated camera path over a real photo (scikit-image's
+   astronaut, shipped with the package) is written as ``OUT/sample/camera_path.mp4``, mined
+   with ``mimic-fast mine`` defaults into ``OUT/dataset`` (WebDataset shards, index, summary),
+   and the first pair is drawn to ``OUT/pair.png`` with its patch correspondences, plus the
+   overlap histogram ``OUT/overlap_hist.png``. Because the path is generated, the true
+   homographies are known; the demo prints how far the mined ones are from them.
+2. Patch overlap on real ground-truth homographies (HPatches v_birdwoman and Oxford graf,
+   from ../shared/data when present) and on warps of the astronaut photo, with pictures in
+   ``OUT/homography``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ DEFAULT_SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "homo
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="patch overlap on built-in inputs, with pictures")
+    p = subparsers.add_parser("demo", help="mine a built-in sample video; overlap pictures")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--data", type=Path, default=DEFAULT_SHARED,
                    help="folder with hpatches_v_birdwoman/ and opencv_graf/ (optional)")
@@ -29,11 +34,63 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    mine_sample(args.out)
+    return overlap_pictures(args.out / "homography", args.data)
+
+
+def mine_sample(out: Path, n_frames: int = 24) -> dict:
+    """Generate the sample video, mine it, draw a pair and the histogram; returns the summary."""
+    import shutil
+
+    from mimic_fast.mining import synthetic
+    from mimic_fast.mining.config import MineConfig, RunOptions
+    from mimic_fast.mining.dataset import iter_samples, read_index
+    from mimic_fast.mining.run import format_summary, mine
+    from mimic_fast.viz.correspondences import draw_correspondences, save_png
+    from mimic_fast.viz.histogram import overlap_histogram
+
+    fps, hw = 2.0, (360, 480)
+    frames, mats = synthetic.camera_path(synthetic.photo("astronaut"), n_frames, hw)
+    video = synthetic.write_video(frames, out / "sample" / "camera_path.mp4", fps=fps)
+    print(f"generated {video} ({n_frames} frames, a camera path over skimage's astronaut)")
+    dataset = out / "dataset"
+    shutil.rmtree(dataset, ignore_errors=True)  # the demo always mines afresh
+    summary = mine([video], dataset, MineConfig(interval=1 / fps), RunOptions(progress=False))
+    print(format_summary(summary))
+    errors = []
+    for k, s in enumerate(iter_samples(dataset)):
+        m = s.meta
+        # frame numbers of the mp4 are frame indices of the generated path (1 frame / interval)
+        H_true = synthetic.true_homography(mats[m["frames"][0]], mats[m["frames"][1]], hw)
+        errors.append(_corner_error(np.array(m["H"]), H_true))
+        if k == 0:
+            title = (f"mined pair frames {m['frames'][0]}-{m['frames'][1]}: overlap "
+                     f"{m['overlap']:.3f}, {len(m['correspondences'])} patch pairs")
+            save_png(draw_correspondences(s.view1, s.view2, m["correspondences"], title=title),
+                     out / "pair.png")
+    rows = read_index(dataset)
+    overlap_histogram(np.array([r["overlap"] for r in rows]), np.array([r["overlap"] for r in rows]),
+                      out / "overlap_hist.png", title="demo: accepted pairs")
+    if errors:
+        print(f"mined H vs the true H: median corner error {np.median(errors):.2f} px "
+              f"(224x224 views), max {np.max(errors):.2f} px")
+    print(f"wrote {dataset}, {out / 'pair.png'}, {out / 'overlap_hist.png'}")
+    return summary
+
+
+def _corner_error(H: np.ndarray, H_true: np.ndarray, size: int = 224) -> float:
+    c = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], float).T
+    p, q = H @ c, H_true @ c
+    return float(np.max(np.linalg.norm(p[:2] / p[2] - q[:2] / q[2], axis=0)))
+
+
+def overlap_pictures(out: Path, data: Path) -> int:
+    """Patch overlap on ground-truth homographies, with pictures (the foundation demo)."""
     import mimic_fast
     from mimic_fast.viz.correspondences import draw_correspondences, save_png
 
-    pairs = list(_ground_truth_pairs(args.data)) + list(_astronaut_pairs())
-    args.out.mkdir(parents=True, exist_ok=True)
+    pairs = list(_ground_truth_pairs(data)) + list(_astronaut_pairs())
+    out.mkdir(parents=True, exist_ok=True)
     H = np.stack([p["H"] for p in pairs])
     res = mimic_fast.patch_overlap(H)
     rows = []
@@ -41,14 +98,14 @@ def run(args: argparse.Namespace) -> int:
         keep = bool(mimic_fast.keep_pair(res.overlap[i]))
         title = f"{p['name']}: overlap {res.overlap[i]:.3f} ({'kept' if keep else 'rejected'})"
         img = draw_correspondences(p["view1"], p["view2"], res.correspondences[i], title=title)
-        png = save_png(img, args.out / f"{p['name']}.png")
+        png = save_png(img, out / f"{p['name']}.png")
         rows.append({"pair": p["name"], "overlap": float(res.overlap[i]),
                      "counts": res.counts[i].tolist(), "kept": keep, "picture": str(png)})
         print(f"{p['name']:<28} overlap {res.overlap[i]:.3f}  matches {res.counts[i].tolist()}  "
               f"{'kept' if keep else 'rejected'}")
     summary = {"build": mimic_fast.build_config(), "pairs": rows}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {len(rows)} pictures and summary.json to {args.out}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {len(rows)} pictures and summary.json to {out}")
     return 0
 
 

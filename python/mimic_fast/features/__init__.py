@@ -1,0 +1,1 @@
+"""Keypoints and matching: OpenCV SIFT, BF kNN ratio test, RANSAC homography (CPU)."""

@@ -1,0 +1,102 @@
+"""The published MIMIC mining method, per candidate pair, written from the paper's description
+(Section 3, Appendix 8): both frames decoded again for every pair and resized to 224x224
+(cv2.resize default), grayscale SIFT recomputed for every pair (a new cv2.SIFT per pair),
+brute-force kNN k=2 with the 0.7 ratio test, RANSAC homography (5 px) when more than 10
+matches, then patch correspondences with a Python loop: for every patch, 100 random pixels,
+each projected with its own cv2.perspectiveTransform call, majority vote ("out" included),
+first-come de-duplication, both directions; overlap = the smaller direction's count / 196.
+
+Only the benchmark uses this; it is the "before" of bench_mining.py.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import cv2
+import numpy as np
+
+SIZE, PATCH = 224, 16
+NCOLS = SIZE // PATCH
+P = NCOLS * NCOLS
+SAMPLES = 100
+
+
+def read_frame(where) -> np.ndarray:
+    """where: an image path, or (video path, seconds) read after seeking, as published."""
+    if isinstance(where, tuple):
+        cap = cv2.VideoCapture(str(where[0]))
+        cap.set(cv2.CAP_PROP_POS_MSEC, 1000 * where[1])
+        ok, bgr = cap.read()
+        cap.release()
+    else:
+        bgr = cv2.imread(str(where))
+    return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (SIZE, SIZE))
+
+
+def sift_homography(img1, img2):
+    g1 = cv2.cvtColor(img1, cv2.COLOR_RGB2GRAY)
+    g2 = cv2.cvtColor(img2, cv2.COLOR_RGB2GRAY)
+    sift = cv2.SIFT_create()
+    kp1, d1 = sift.detectAndCompute(g1, None)
+    kp2, d2 = sift.detectAndCompute(g2, None)
+    t_sift = time.perf_counter()
+    if d1 is None or d2 is None:
+        return None, t_sift, t_sift
+    good = []
+    for pair in cv2.BFMatcher().knnMatch(d1, d2, k=2):
+        if len(pair) == 2 and pair[0].distance < 0.7 * pair[1].distance:
+            good.append(pair[0])
+    t_match = time.perf_counter()
+    if len(good) <= 10:
+        return None, t_sift, t_match
+    src = np.float32([kp1[m.queryIdx].pt for m in good]).reshape(-1, 1, 2)
+    dst = np.float32([kp2[m.trainIdx].pt for m in good]).reshape(-1, 1, 2)
+    H, _ = cv2.findHomography(src, dst, cv2.RANSAC, 5.0)
+    return H, t_sift, t_match
+
+
+def _vote(patch, H):
+    x0, y0 = (patch % NCOLS) * PATCH, (patch // NCOLS) * PATCH
+    labels = []
+    for r in random.choices(range(PATCH * PATCH), k=SAMPLES):
+        pt = np.float32([[x0 + r % PATCH, y0 + r // PATCH]]).reshape(-1, 1, 2)
+        x, y = cv2.perspectiveTransform(pt, H)[0, 0]
+        if x < 0 or y < 0 or x >= SIZE or y >= SIZE:
+            labels.append("out")
+        else:
+            labels.append(int(y) // PATCH * NCOLS + int(x) // PATCH)
+    counts, best = {}, ("", 0)
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+        if counts[label] > best[1]:
+            best = (label, counts[label])
+    return best[0]
+
+
+def _direction(H):
+    matched = {}
+    for patch in range(P):
+        target = _vote(patch, H)
+        if target != "out" and target not in list(matched.values()):
+            matched[patch] = target
+    return matched
+
+
+def overlap(H) -> float:
+    fwd, bwd = _direction(H), _direction(np.linalg.inv(H))
+    return min(len(fwd), len(bwd)) / P
+
+
+def candidate(where1, where2) -> dict:
+    """Run one candidate pair; returns per-stage seconds and the overlap (None: no H)."""
+    t0 = time.perf_counter()
+    img1, img2 = read_frame(where1), read_frame(where2)
+    t1 = time.perf_counter()
+    H, t_sift, t_match = sift_homography(img1, img2)
+    t2 = time.perf_counter()
+    ov = overlap(H) if H is not None else None
+    t3 = time.perf_counter()
+    return {"decode": t1 - t0, "sift": t_sift - t1, "match": t_match - t_sift,
+            "ransac": t2 - t_match, "overlap": t3 - t2, "total": t3 - t0, "value": ov}

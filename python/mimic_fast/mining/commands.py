@@ -1,0 +1,168 @@
+"""CLI: ``mimic-fast mine | show | stats | export-mimic | import-mimic``.
+
+Heavy imports (cv2, ray) happen inside the command functions so ``mimic-fast --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    _register_mine(subparsers)
+    p = subparsers.add_parser("show", help="draw a mined pair with its patch correspondences")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("key", help="sample key (see index.jsonl)")
+    p.add_argument("--out", type=Path, default=Path("pair.png"), help="PNG to write")
+    p.set_defaults(func=cmd_show)
+
+    p = subparsers.add_parser("stats", help="counts of a mined dataset and an overlap histogram")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--out", type=Path, default=None,
+                   help="histogram PNG (default DATASET/overlap_hist.png)")
+    p.set_defaults(func=cmd_stats)
+
+    p = subparsers.add_parser("export-mimic", help="write a dataset in the published layout")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--csv", default="pairs.csv", help="name of the CSV written under OUT")
+    p.set_defaults(func=cmd_export)
+
+    p = subparsers.add_parser("import-mimic", help="convert a published-layout dataset")
+    p.add_argument("root", type=Path, help="folder with <scene>/<pair>/0000.jpg ... and a CSV")
+    p.add_argument("out", type=Path, help="dataset folder to write")
+    p.add_argument("--csv", type=Path, default=None, help="the CSV (default: the one in ROOT)")
+    p.set_defaults(func=cmd_import)
+
+
+def _register_mine(subparsers) -> None:
+    from mimic_fast.mining.config import MineConfig as C
+
+    p = subparsers.add_parser(
+        "mine", help="mine multi-view pairs from videos, frame folders, image groups, CSV lists",
+        description="Mine image pairs (SIFT, ratio test, RANSAC homography, patch overlap) "
+                    "into WebDataset shards. Resumable: rerun the same command to continue.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder")
+    p.add_argument("--kind", default=C.kind, choices=("auto", "video", "frames", "group", "list"))
+    p.add_argument("--interval", type=float, default=C.interval, help="seconds between frames")
+    p.add_argument("--stride", type=int, default=C.stride, help="frame-folder step")
+    p.add_argument("--group-keep", default=C.group_keep, choices=("all", "best"))
+    p.add_argument("--resize", default=C.resize, choices=("squash", "crop"))
+    p.add_argument("--interpolation", default=C.interpolation, choices=("area", "linear"))
+    p.add_argument("--size", type=int, default=C.size, help="view side in pixels")
+    p.add_argument("--low", type=float, default=C.low, help="keep when low < overlap")
+    p.add_argument("--high", type=float, default=C.high, help="keep when overlap < high")
+    p.add_argument("--static-fraction", type=float, default=C.static_fraction,
+                   help="static-camera test threshold (0 = off, as published)")
+    p.add_argument("--jpeg-quality", type=int, default=C.jpeg_quality)
+    p.add_argument("--seed", type=int, default=C.seed)
+    p.add_argument("--workers", type=int, default=1, help="local engine processes")
+    p.add_argument("--engine", default="local", choices=("local", "ray"))
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--strict", action="store_true", help="exit 1 when any input failed")
+    p.add_argument("--retry-failed", action="store_true", help="redo sources that failed")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_mine)
+
+
+def cmd_mine(args: argparse.Namespace) -> int:
+    from mimic_fast.mining.config import MineConfig, RunOptions
+    from mimic_fast.mining.run import DatasetMismatch, format_summary, mine
+
+    try:
+        cfg = MineConfig(
+            kind=args.kind, interval=args.interval, stride=args.stride,
+            group_keep=args.group_keep, size=args.size, resize=args.resize,
+            interpolation=args.interpolation, low=args.low, high=args.high,
+            static_fraction=args.static_fraction, seed=args.seed,
+            jpeg_quality=args.jpeg_quality)
+        opts = RunOptions(engine=args.engine, workers=args.workers,
+                          ray_address=args.ray_address, device=args.device,
+                          strict=args.strict, retry_failed=args.retry_failed,
+                          progress=not args.no_progress)
+        summary = mine(args.inputs, args.out, cfg, opts)
+    except (ValueError, DatasetMismatch, NotImplementedError) as exc:
+        print(f"mimic-fast mine: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    print(f"dataset: {args.out}")
+    if args.strict and (summary["errors"] or summary["sources_failed"]):
+        return 1
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from mimic_fast.mining.dataset import read_sample
+    from mimic_fast.viz.correspondences import draw_correspondences, save_png
+
+    try:
+        s = read_sample(args.dataset, args.key)
+    except (KeyError, FileNotFoundError) as exc:
+        print(f"mimic-fast show: error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    m = s.meta
+    title = (f"{Path(m['source']).name} frames {m['frames'][0]}-{m['frames'][1]}: overlap "
+             f"{m['overlap']:.3f}, {len(m['correspondences'])} patch pairs")
+    img = draw_correspondences(s.view1, s.view2, m["correspondences"],
+                               patch_size=m["patch_size"], title=title)
+    print(f"wrote {save_png(img, args.out)}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from mimic_fast.mining.dataset import read_index, read_summary
+    from mimic_fast.mining.run import format_summary
+    from mimic_fast.mining.writer import DONE_DIR
+    from mimic_fast.viz.histogram import overlap_histogram
+
+    try:
+        summary, rows = read_summary(args.dataset), read_index(args.dataset)
+    except FileNotFoundError as exc:
+        print(f"mimic-fast stats: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    cands = []
+    for p in sorted((args.dataset / DONE_DIR).glob("source-*.json")):
+        cands += json.loads(p.read_text())["candidate_overlaps"]
+    acc = np.array([r["overlap"] for r in rows], float)
+    if len(acc):
+        print(f"overlap of accepted pairs: mean {acc.mean():.3f}, min {acc.min():.3f}, "
+              f"max {acc.max():.3f}")
+    mining = json.loads((args.dataset / "config.json").read_text()).get("mining", {})
+    out = args.out or args.dataset / "overlap_hist.png"
+    overlap_histogram(np.array(cands, float), acc, out, mining.get("low", 0.5),
+                      mining.get("high", 0.75), title=f"{args.dataset.name}: patch overlap")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mimic_fast.mining.mimic_format import export_mimic
+
+    n = export_mimic(args.dataset, args.out, args.csv)
+    print(f"exported {n} pairs to {args.out} ({args.csv})")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from mimic_fast.mining.mimic_format import import_mimic
+    from mimic_fast.mining.run import format_summary
+
+    try:
+        summary = import_mimic(args.root, args.out, args.csv)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"mimic-fast import-mimic: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    return 0

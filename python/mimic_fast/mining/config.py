@@ -1,0 +1,90 @@
+"""Mining settings as dataclasses; the CLI fills them, ``config.json`` records them.
+
+:class:`MineConfig` holds everything that decides WHAT a dataset contains (a rerun into the
+same folder must use the same values); :class:`RunOptions` holds HOW it is computed
+(engine, workers), which may change between a run and its resumption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from mimic_fast.io.images import INTERPOLATIONS, RESIZE_MODES
+from mimic_fast.io.sources import KINDS
+
+GROUP_KEEP = ("all", "best")
+ENGINES = ("local", "ray")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    kind: str = "auto"  # auto | video | frames | group | list
+    interval: float = 1.0  # seconds between sampled video frames
+    stride: int = 1  # frame-folder step
+    group_keep: str = "all"  # all | best (lowest overlap in range per group)
+    size: int = 224  # views are size x size
+    resize: str = "squash"  # squash (published) | crop (centre square)
+    interpolation: str = "area"  # area | linear
+    min_side: int = 32  # frames with a shorter side are rejected as too small
+    ratio: float = 0.7  # Lowe ratio
+    min_matches: int = 10  # a pair needs MORE than this many ratio-test matches
+    ransac_threshold: float = 5.0  # pixels, in the size x size views
+    patch_size: int = 16
+    samples: int = 100  # sample points per patch for patch_overlap
+    low: float = 0.5  # keep when low < overlap < high
+    high: float = 0.75
+    static_fraction: float = 0.1  # static-camera test (0 = off); see mining.evaluate.verdict
+    static_min: int = 5
+    seed: int = 0  # patch_overlap sampling key and RANSAC seed base
+    jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        _choice("kind", self.kind, KINDS)
+        _choice("group_keep", self.group_keep, GROUP_KEEP)
+        _choice("resize", self.resize, RESIZE_MODES)
+        _choice("interpolation", self.interpolation, INTERPOLATIONS)
+        if not self.interval > 0:
+            raise ValueError(f"interval must be > 0 seconds, got {self.interval}")
+        for name in ("stride", "size", "patch_size", "samples", "min_side"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.size < self.patch_size:
+            raise ValueError(f"size ({self.size}) must be at least patch_size ({self.patch_size})")
+        if not 0 <= self.low < self.high <= 1:
+            raise ValueError(f"need 0 <= low < high <= 1, got low={self.low}, high={self.high}")
+        if not 0 < self.ratio <= 1:
+            raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    engine: str = "local"  # local (process pool) | ray
+    workers: int = 1  # local engine processes; 1 = in this process
+    ray_address: str | None = None  # None: an already initialised Ray, else a local one
+    device: str = "auto"  # auto (= cpu for now) | cpu | cuda (not implemented yet)
+    strict: bool = False  # exit non-zero when anything failed
+    retry_failed: bool = False  # rerun sources recorded as failed
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("engine", self.engine, ENGINES)
+        _choice("device", self.device, DEVICES)
+        if int(self.workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _choice(name: str, value: str, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

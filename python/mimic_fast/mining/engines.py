@@ -1,0 +1,115 @@
+"""Executors: run :func:`process_source` over tasks and report each manifest as it lands.
+
+- ``run_serial``: in this process (local engine with one worker; easiest to debug).
+- ``run_local``: a process pool (forkserver: workers start clean, no inherited threads),
+  bounded submission, one core per worker. A worker that dies (e.g. a decoder segfault)
+  breaks the pool; its in-flight sources are retried one by one in fresh single-process
+  pools so the culprit is found and recorded as failed, the others finish normally.
+- ``run_ray``: one Ray task per source (num_cpus=1); a task whose worker dies twice is
+  recorded as failed. Workers write the dataset folder directly, so on a multi-node cluster
+  it must be on a shared filesystem.
+
+``on_done(manifest)`` is called in the driver for every finished source; if it raises, the
+run stops there (what landed stays landed; a rerun continues).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable
+
+from mimic_fast.mining.worker import SourceTask, failed_manifest, init_worker, process_source
+
+log = logging.getLogger(__name__)
+OnDone = Callable[[dict], None]
+
+
+def run_serial(tasks: list[SourceTask], on_done: OnDone) -> None:
+    import cv2
+
+    import mimic_fast
+
+    threads = (mimic_fast.get_num_threads(), cv2.getNumThreads())
+    init_worker()
+    try:
+        for task in tasks:
+            on_done(process_source(task))
+    finally:
+        mimic_fast.set_num_threads(threads[0])
+        cv2.setNumThreads(threads[1])
+
+
+def run_local(tasks: list[SourceTask], workers: int, on_done: OnDone) -> None:
+    if workers <= 1 or len(tasks) <= 1:
+        run_serial(tasks, on_done)
+        return
+    suspects = _run_pool(tasks, min(workers, len(tasks)), on_done)
+    for task in suspects:  # each alone, so a crash names its source
+        if _run_pool([task], 1, on_done):
+            on_done(failed_manifest(task, "worker process died while mining this source"))
+
+
+def _run_pool(tasks: list[SourceTask], workers: int, on_done: OnDone) -> list[SourceTask]:
+    """Run tasks in a pool; returns the tasks in flight when the pool broke (if it did)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["mimic_fast.mining.worker"])
+    todo = list(reversed(tasks))
+    running: dict = {}
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
+        try:
+            while todo or running:
+                while todo and len(running) < 2 * workers:
+                    running[pool.submit(process_source, todo[-1])] = todo[-1]
+                    todo.pop()
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: running[f].index):
+                    running.pop(fut)
+                    on_done(fut.result())
+        except BrokenProcessPool:
+            if not running:
+                raise RuntimeError(
+                    "the worker processes could not start (a script using the local engine "
+                    "with workers > 1 needs an `if __name__ == '__main__':` guard)") from None
+            suspects = sorted(running.values(), key=lambda t: t.index)
+            log.warning("a worker process died; retrying its %d sources one by one",
+                        len(suspects))
+            remaining = list(reversed(todo))
+            return suspects + (_run_pool(remaining, workers, on_done) if remaining else [])
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise
+    return []
+
+
+def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> None:
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeError("--engine ray needs Ray: pip install 'mimic-fast[ray]'") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=1, max_retries=1)(_ray_process_source)
+    refs = {remote.remote(t): t for t in tasks}
+    pending = list(refs)
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            ref = ready[0]
+            try:
+                manifest = ray.get(ref)
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError) as exc:
+                manifest = failed_manifest(refs[ref], f"Ray task failed: {type(exc).__name__}")
+            on_done(manifest)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref)
+        raise
+
+
+def _ray_process_source(task: SourceTask) -> dict:
+    init_worker()
+    return process_source(task)

@@ -1,0 +1,117 @@
+"""Candidate pairs -> matches, RANSAC homography, patch overlap, accept or reject.
+
+Matching and RANSAC run per pair (reusing each view's SIFT); the overlap of all pairs of a
+batch is ONE ``mimic_fast.patch_overlap`` call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from mimic_fast.features.homography import ransac_homography
+from mimic_fast.features.matching import ratio_match
+from mimic_fast.mining.config import MineConfig
+from mimic_fast.mining.views import View
+
+ACCEPTED = "accepted"
+# rejection reasons (summary.json "rejected" keys)
+FEW_MATCHES = "few_matches"  # <= min_matches ratio-test matches
+NO_HOMOGRAPHY = "no_homography"  # RANSAC found no model
+INVALID_HOMOGRAPHY = "invalid_homography"  # singular / non-finite H (patch_overlap valid=False)
+LOW_OVERLAP = "low_overlap"  # overlap <= low
+HIGH_OVERLAP = "high_overlap"  # overlap >= high
+STATIC_CAMERA = "static_camera"  # in range, but the background stands still (see below)
+NOT_BEST = "not_best"  # group-keep best: in range but another pair of the group overlaps less
+FRAME_ERROR = "frame_error"  # list rows whose image could not be used
+DUPLICATE = "duplicate"  # list rows repeating an earlier pair
+
+
+@dataclass
+class Candidate:
+    v1: View
+    v2: View
+    matches: int = 0
+    inliers: int = 0
+    H: np.ndarray | None = None  # [3, 3] float64, v1 pixel -> v2 pixel (size x size views)
+    overlap: float = 0.0
+    counts: tuple[int, int] = (0, 0)
+    static: int = 0  # matches that stand still but are not H-inliers
+    correspondences: np.ndarray | None = None  # [K, 2] int (view-1 patch, view-2 patch)
+    reason: str = FEW_MATCHES
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason == ACCEPTED
+
+
+def pair_seed(seed: int, i: int, j: int) -> int:
+    """RANSAC seed of the pair of frames (i, j): a function of the pair only, not of the
+    order or process it runs in."""
+    digest = hashlib.blake2b(f"{seed}:{i}:{j}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]:
+    """Candidates for (view 1, view 2) pairs, in the given order, with their verdicts."""
+    import mimic_fast
+
+    out = [Candidate(v1, v2) for v1, v2 in pairs]
+    with_h = []
+    for c in out:
+        idx = ratio_match(c.v1.features, c.v2.features, cfg.ratio)
+        c.matches = int(idx.shape[0])
+        if c.matches <= cfg.min_matches:
+            continue
+        xy1, xy2 = c.v1.features.xy[idx[:, 0]], c.v2.features.xy[idx[:, 1]]
+        H, inlier = ransac_homography(xy1, xy2, cfg.ransac_threshold,
+                                      pair_seed(cfg.seed, c.v1.index, c.v2.index))
+        c.inliers = int(inlier.sum())
+        if H is None:
+            c.reason = NO_HOMOGRAPHY
+            continue
+        c.H = H
+        c.static = static_outliers(xy1, xy2, inlier, cfg.ransac_threshold)
+        with_h.append(c)
+    if not with_h:
+        return out
+    res = mimic_fast.patch_overlap(
+        np.stack([c.H for c in with_h]), image_size=(cfg.size, cfg.size),
+        patch_size=cfg.patch_size, samples=cfg.samples, seed=cfg.seed,
+    )
+    for k, c in enumerate(with_h):
+        c.overlap = float(res.overlap[k])
+        c.counts = (int(res.counts[k, 0]), int(res.counts[k, 1]))
+        corr = res.correspondences[k]
+        src = np.nonzero(corr >= 0)[0]
+        c.correspondences = np.stack([src, corr[src]], axis=1).astype(np.int64)
+        c.reason = verdict(bool(res.valid[k]), c.overlap, c.static, c.inliers, cfg)
+    return out
+
+
+def static_outliers(xy1: np.ndarray, xy2: np.ndarray, inlier: np.ndarray,
+                    threshold: float) -> int:
+    """Matches that did not move (identity explains them within ``threshold`` px) but that
+    H does not explain: a static background behind a moving object."""
+    still = np.linalg.norm(xy1 - xy2, axis=1) < threshold
+    return int(np.count_nonzero(still & ~inlier))
+
+
+def verdict(valid: bool, overlap: float, static: int, inliers: int, cfg: MineConfig) -> str:
+    """The overlap filter (keep when low < overlap < high, strict), then the static-camera
+    test: a pair in range is rejected when more than ``static_min`` and at least
+    ``static_fraction`` x inliers of its matches stand still while H moves them, i.e. H
+    follows an object moving in front of a static camera, not a change of viewpoint (the
+    published pipeline has no such test; ``static_fraction=0`` turns it off)."""
+    if not valid:
+        return INVALID_HOMOGRAPHY
+    if overlap <= cfg.low:
+        return LOW_OVERLAP
+    if overlap >= cfg.high:
+        return HIGH_OVERLAP
+    if cfg.static_fraction > 0 and static > cfg.static_min and (
+            static >= cfg.static_fraction * inliers):
+        return STATIC_CAMERA
+    return ACCEPTED

@@ -1,0 +1,74 @@
+"""Views: a source's frames decoded once, resized to the square view, with SIFT computed once.
+
+Every candidate pair a frame takes part in reuses its :class:`View`. Frame-level problems
+(an unreadable file in a folder, a video that stops early) are appended to ``errors`` as
+{input, error} and the frame is skipped; the source goes on with the frames that work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mimic_fast.features.sift import Features, sift_rgb
+from mimic_fast.io.frames import list_images
+from mimic_fast.io.images import FrameError, decode_image, to_view
+from mimic_fast.io.video import sample_video
+from mimic_fast.mining.config import MineConfig
+
+
+@dataclass(frozen=True)
+class View:
+    index: int  # frame number in the source: decoded frame (video), position in the sorted
+    # folder listing (frames, group), position in first-appearance order (list)
+    rgb: np.ndarray  # [size, size, 3] uint8, what SIFT saw and what gets stored
+    features: Features
+    original_hw: tuple[int, int]  # (h, w) of the decoded frame before resizing
+    time: float | None = None  # seconds (video)
+    path: str | None = None  # file (frames, group, list)
+
+
+def make_view(rgb: np.ndarray, cfg: MineConfig, index: int, **where) -> View:
+    v = to_view(rgb, cfg.size, cfg.resize, cfg.interpolation)
+    return View(index, v, sift_rgb(v), tuple(int(s) for s in rgb.shape[:2]), **where)
+
+
+def view_from_file(path: str | Path, cfg: MineConfig, index: int) -> View:
+    rgb = decode_image(path, cfg.size, cfg.min_side)
+    return make_view(rgb, cfg, index, path=str(path))
+
+
+def video_views(path: str, cfg: MineConfig, errors: list[dict]) -> Iterator[View]:
+    """Views of a video every cfg.interval seconds; a stream that ends well before its
+    nominal length is recorded as truncated (the frames before the cut are kept)."""
+    last = -1
+    stats: dict = {}
+    try:
+        for frame in sample_video(path, cfg.interval, stats):
+            h, w = frame.rgb.shape[:2]
+            if min(h, w) < cfg.min_side:
+                raise FrameError(f"video too small: {w}x{h} (shorter side < {cfg.min_side})")
+            last = frame.index
+            yield make_view(frame.rgb, cfg, frame.index, time=round(frame.time, 6))
+    except FrameError as exc:
+        if last < 0:
+            raise
+        errors.append({"input": path, "error": f"after frame {last}: {exc}"})
+        return
+    nominal, decoded = stats.get("nominal", 0), stats.get("decoded", 0)
+    if nominal and decoded < 0.9 * nominal - 2:
+        errors.append({"input": path, "error": f"truncated: decoded {decoded} of {nominal} "
+                                               "frames"})
+
+
+def folder_views(path: str, cfg: MineConfig, stride: int, errors: list[dict]) -> Iterator[View]:
+    """Views of every ``stride``-th image of a folder sorted by name; bad files are skipped."""
+    files = list_images(path)
+    for index in range(0, len(files), stride):
+        try:
+            yield view_from_file(files[index], cfg, index)
+        except FrameError as exc:
+            errors.append({"input": str(files[index]), "error": str(exc)})
