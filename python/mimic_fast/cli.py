@@ -19,7 +19,11 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mimic-fast", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mimic-fast",
+        description="Mine multi-view image pairs from videos and image collections (MIMIC) "
+        "and pretrain CroCo / MAE on them.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
