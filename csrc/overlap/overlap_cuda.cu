@@ -36,7 +36,8 @@ int block_threads(int32_t patches) {
 // Labels of one source patch's samples, recomputed on demand (vote_patch's slow path calls
 // it again rather than storing them).
 struct ProjectedLabels {
-  const double* H;
+  double H[9];  // this direction's matrix, copied out of shared memory: one live matrix per
+                // thread instead of both (76 rather than 108 registers)
   SamplePattern pattern;
   PatchGrid src;
   PatchGrid tgt;
@@ -67,15 +68,14 @@ __global__ void __launch_bounds__(kMaxThreads) overlap_kernel(
   int32_t* votes = smem;        // [P]: forward votes (view-1 patches), then backward votes
   int32_t* first = smem + P;    // [P]: lowest claimant of each view-2 patch, then of each view-1
   int32_t* corr = smem + 2 * P; // [P1]
-  __shared__ double h[9];
-  __shared__ double inv[9];
+  __shared__ double hs[18];  // H, then inv(H)
   __shared__ bool ok;
   __shared__ int32_t matched[2];
 
   for (int64_t b = blockIdx.x; b < batch; b += gridDim.x) {
     if (threadIdx.x == 0) {
-      for (int i = 0; i < 9; ++i) h[i] = static_cast<double>(H[b * 9 + i]);
-      ok = invert_homography(h, inv);
+      for (int i = 0; i < 9; ++i) hs[i] = static_cast<double>(H[b * 9 + i]);
+      ok = invert_homography(hs, hs + 9);
       matched[0] = 0;
       matched[1] = 0;
     }
@@ -87,8 +87,8 @@ __global__ void __launch_bounds__(kMaxThreads) overlap_kernel(
       for (int32_t k = threadIdx.x; k < P; k += blockDim.x) {
         const int32_t dir = k >= P1;
         const int32_t s = dir ? k - P1 : k;
-        const ProjectedLabels labels{dir ? inv : h, pattern, dir ? g2 : g1, dir ? g1 : g2, s,
-                                     pattern.key(dir, s)};
+        ProjectedLabels labels{{}, pattern, dir ? g2 : g1, dir ? g1 : g2, s, pattern.key(dir, s)};
+        for (int i = 0; i < 9; ++i) labels.H[i] = hs[dir * 9 + i];
         const int32_t t = vote_patch(labels, pattern.samples);
         votes[k] = t;
         if (t >= 0) atomicMin(&first[(dir ? P2 : 0) + t], s);
@@ -159,11 +159,14 @@ void launch(const Scalar* H, int64_t batch, const OverlapParams& prm, const Over
   int smem_max = 0;
   check(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
         "cudaDeviceGetAttribute");
-  if (smem > static_cast<size_t>(smem_max)) {
+  cudaFuncAttributes attrs{};
+  check(cudaFuncGetAttributes(&attrs, overlap_kernel<Scalar>), "cudaFuncGetAttributes");
+  const size_t smem_limit = static_cast<size_t>(smem_max) - attrs.sharedSizeBytes;
+  if (smem > smem_limit) {
     throw std::invalid_argument(
         "patch_overlap on CUDA: these views need " + std::to_string(smem) +
         " bytes of shared memory per pair (12 bytes per view-1 patch, 8 per view-2 patch), "
-        "the device allows " + std::to_string(smem_max) + "; use the CPU kernel for views "
+        "the device allows " + std::to_string(smem_limit) + "; use the CPU kernel for views "
         "this large");
   }
   if (smem > 48 * 1024) {
@@ -172,12 +175,18 @@ void launch(const Scalar* H, int64_t batch, const OverlapParams& prm, const Over
                                static_cast<int>(smem)),
           "cudaFuncSetAttribute");
   }
+  const int threads = block_threads(g1.count() + g2.count());
   int sms = 0;
+  int per_sm = 0;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
         "cudaDeviceGetAttribute");
-  const int64_t blocks = std::min<int64_t>(batch, static_cast<int64_t>(sms) * 32);
-  overlap_kernel<Scalar><<<static_cast<unsigned>(blocks), block_threads(g1.count() + g2.count()),
-                            smem, stream>>>(
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, overlap_kernel<Scalar>, threads,
+                                                      smem),
+        "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  // One resident wave; blocks then stride over the pairs.
+  const int64_t blocks =
+      std::min<int64_t>(batch, static_cast<int64_t>(sms) * std::max(per_sm, 1));
+  overlap_kernel<Scalar><<<static_cast<unsigned>(blocks), threads, smem, stream>>>(
       H, batch, pattern, g1, g2, out.overlap, out.valid, out.forward, out.backward,
       out.correspondences, out.counts);
   check(cudaGetLastError(), "overlap_kernel launch");
@@ -194,6 +203,16 @@ struct DeviceBuffer {
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+struct Stream {
+  cudaStream_t handle = nullptr;
+  Stream() { check(cudaStreamCreateWithFlags(&handle, cudaStreamNonBlocking), "cudaStreamCreate"); }
+  ~Stream() {
+    if (handle) cudaStreamDestroy(handle);
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
 };
 
 }  // namespace
@@ -221,23 +240,25 @@ void patch_overlap_cuda_from_host(const void* H, bool is_double, int64_t batch,
   DeviceBuffer dH(h_bytes), dOverlap(n * sizeof(float)), dValid(n * sizeof(bool)),
       dFwd(n * p1 * sizeof(int32_t)), dBwd(n * p2 * sizeof(int32_t)),
       dCorr(n * p1 * sizeof(int32_t)), dCounts(n * 2 * sizeof(int32_t));
-  check(cudaMemcpy(dH.ptr, H, h_bytes, cudaMemcpyHostToDevice), "cudaMemcpy H");
+  // A private non-blocking stream: this path must not stall other work on the device.
+  Stream stream;
+  check(cudaMemcpyAsync(dH.ptr, H, h_bytes, cudaMemcpyHostToDevice, stream.handle),
+        "cudaMemcpyAsync H");
   const OverlapOutputs dev{static_cast<float*>(dOverlap.ptr), static_cast<bool*>(dValid.ptr),
                            static_cast<int32_t*>(dFwd.ptr), static_cast<int32_t*>(dBwd.ptr),
                            static_cast<int32_t*>(dCorr.ptr), static_cast<int32_t*>(dCounts.ptr)};
-  patch_overlap_cuda(dH.ptr, is_double, batch, params, dev, nullptr);
-  check(cudaDeviceSynchronize(), "patch_overlap kernel");
-  check(cudaMemcpy(out.overlap, dev.overlap, n * sizeof(float), cudaMemcpyDeviceToHost), "copy");
-  check(cudaMemcpy(out.valid, dev.valid, n * sizeof(bool), cudaMemcpyDeviceToHost), "copy");
-  check(cudaMemcpy(out.forward, dev.forward, n * p1 * sizeof(int32_t), cudaMemcpyDeviceToHost),
-        "copy");
-  check(cudaMemcpy(out.backward, dev.backward, n * p2 * sizeof(int32_t), cudaMemcpyDeviceToHost),
-        "copy");
-  check(cudaMemcpy(out.correspondences, dev.correspondences, n * p1 * sizeof(int32_t),
-                   cudaMemcpyDeviceToHost),
-        "copy");
-  check(cudaMemcpy(out.counts, dev.counts, n * 2 * sizeof(int32_t), cudaMemcpyDeviceToHost),
-        "copy");
+  patch_overlap_cuda(dH.ptr, is_double, batch, params, dev, stream.handle);
+  const auto copy_back = [&](void* dst, const void* src, size_t bytes) {
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream.handle),
+          "cudaMemcpyAsync result");
+  };
+  copy_back(out.overlap, dev.overlap, n * sizeof(float));
+  copy_back(out.valid, dev.valid, n * sizeof(bool));
+  copy_back(out.forward, dev.forward, n * p1 * sizeof(int32_t));
+  copy_back(out.backward, dev.backward, n * p2 * sizeof(int32_t));
+  copy_back(out.correspondences, dev.correspondences, n * p1 * sizeof(int32_t));
+  copy_back(out.counts, dev.counts, n * 2 * sizeof(int32_t));
+  check(cudaStreamSynchronize(stream.handle), "patch_overlap kernel");
 }
 
 int32_t cuda_device_count() {

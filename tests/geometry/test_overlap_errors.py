@@ -28,7 +28,9 @@ def test_bad_homography_arrays(H, message):
     ({"image_size": (224,)}, r"image_size must be \(h, w\) or \(\(h1, w1\), \(h2, w2\)\)"),
     ({"image_size": (224.0, 224)}, r"image_size \(view 1 h\) must be an int, got float"),
     ({"patch_size": 0}, r"patch_size must be in \[1, 32768\], got 0"),
-    ({"samples": 0}, r"samples must be in \[1, 65536\], got 0"),
+    ({"samples": 0}, r"samples must be in \[1, 1024\], got 0"),
+    ({"samples": 1025}, r"samples must be in \[1, 1024\], got 1025"),
+    ({"image_size": (50000, 50000), "patch_size": 1}, r"image_size of view 1 gives 2500000000 patches"),
     ({"seed": -1}, r"seed must be in \[0, 18446744073709551615\], got -1"),
     ({"seed": 2**64}, r"seed must be in"),
     ({"sampling": "sobol"}, r"sampling must be one of \('random', 'grid'\), got 'sobol'"),
@@ -62,6 +64,25 @@ def test_non_finite_or_singular_H_is_invalid_and_leaves_the_batch_alone(bad):
     assert (out.forward[1] == -1).all() and (out.backward[1] == -1).all()
     assert (out.correspondences[1] == -1).all()
     assert out.counts[0].tolist() == [182, 182] and out.counts[2].tolist() == [196, 196]
+
+
+def test_huge_entries_are_invalid_like_the_reference():
+    from mimic_fast.geometry.reference import patch_overlap_reference
+
+    H = np.diag([1e308, 1e308, 1e308])
+    assert not mimic_fast.patch_overlap(H).valid
+    assert not patch_overlap_reference(H).valid
+
+
+def test_the_custom_op_checks_its_input_too():
+    torch = pytest.importorskip("torch")
+    import mimic_fast.geometry.overlap_torch  # noqa: F401  (registers the op)
+
+    op = torch.ops.mimic_fast.patch_overlap.default
+    with pytest.raises(ValueError, match=r"contiguous \[B, 3, 3\] tensor, got \[3, 3\]"):
+        op(torch.eye(3, dtype=torch.float64), 224, 224, 224, 224, 16, 100, 0, False)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        op(torch.zeros(1, 3, 3, dtype=torch.float16), 224, 224, 224, 224, 16, 100, 0, False)
 
 
 def test_scaled_H_is_the_same_homography():

@@ -15,7 +15,10 @@ from mimic_fast import _native
 from mimic_fast.geometry.result import PatchOverlap
 
 _SAMPLINGS = ("random", "grid")
-_MAX_SAMPLES = 1 << 16
+# The vote's exact fallback for patches spread over many target patches is quadratic in the
+# samples; 1024 (ten times the paper's 100) keeps its worst case bounded.
+_MAX_SAMPLES = 1024
+_MAX_PATCHES = 1 << 24  # per view; patch indices are int32 in the kernels
 
 
 def patch_overlap(
@@ -148,6 +151,12 @@ def _check_sizes(image_size: Any, patch_size: Any) -> tuple[int, int, int, int]:
             raise ValueError(
                 f"image_size of {name} must be at least one patch ({patch_size}x{patch_size}), "
                 f"got h={h}, w={w}"
+            )
+        patches = (h // patch_size) * (w // patch_size)
+        if patches > _MAX_PATCHES:
+            raise ValueError(
+                f"image_size of {name} gives {patches} patches of {patch_size}px, more than the "
+                f"{_MAX_PATCHES} supported; use a larger patch_size"
             )
     (h1, w1), (h2, w2) = views
     return int(h1), int(w1), int(h2), int(w2)

@@ -35,6 +35,12 @@ def _patch_overlap_op(
     H: torch.Tensor, h1: int, w1: int, h2: int, w2: int, patch: int, samples: int, seed: int,
     grid: bool,
 ) -> _OutTensors:
+    # The op is reachable directly as torch.ops.mimic_fast.patch_overlap: never hand the
+    # kernel a buffer it would read out of bounds.
+    if H.dim() != 3 or tuple(H.shape[1:]) != (3, 3) or not H.is_contiguous():
+        raise ValueError(f"H must be a contiguous [B, 3, 3] tensor, got {list(H.shape)}")
+    if H.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"H must be float32 or float64, got {H.dtype}")
     out = _empty_outputs(H, *_patch_counts(h1, w1, h2, w2, patch))
     args = (H.data_ptr(), H.dtype == torch.float64, H.shape[0], (h1, w1, h2, w2), patch,
             samples, seed & ((1 << 64) - 1), grid, tuple(t.data_ptr() for t in out))
@@ -56,6 +62,8 @@ def patch_overlap_torch(H: torch.Tensor, params: tuple, device) -> PatchOverlap:
     check_homographies(H)
     sizes, patch, samples, seed, grid = params
     target = H.device if device is None else torch.device(device)
+    if target.type == H.device.type and target.index is None:
+        target = H.device  # "cuda" means H's own GPU when H is on one already
     if target.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
     if target.type == "cuda":

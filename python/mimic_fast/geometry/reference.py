@@ -88,7 +88,10 @@ def invert_homography(H: np.ndarray) -> np.ndarray | None:
     scale = max(abs(v) for v in h)
     if not scale > 0.0:
         return None
-    scale = math.ldexp(1.0, math.frexp(scale)[1])  # a power of two: exact normalisation
+    exponent = math.frexp(scale)[1]
+    if exponent > 1023:  # 2**exponent overflows: the kernels' scale is inf, det 0, singular
+        return None
+    scale = math.ldexp(1.0, exponent)  # a power of two: exact normalisation
     a = [v / scale for v in h]
     c00 = a[4] * a[8] - a[5] * a[7]
     c01 = a[5] * a[6] - a[3] * a[8]
