@@ -88,11 +88,13 @@ void run_batch(const Scalar* H, int64_t batch, const OverlapParams& prm,
   const SampleTable fwd_table = make_sample_table(pattern, g1, 0);
   const SampleTable bwd_table = make_sample_table(pattern, g2, 1);
 
-#pragma omp parallel
+  // No more threads than pairs: a lone pair should not wait on idle threads' barrier.
+  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), batch));
+#pragma omp parallel num_threads(threads)
   {
     std::vector<int32_t> labels(prm.samples);
     std::vector<uint8_t> claimed(std::max(P1, P2));
-#pragma omp for schedule(dynamic, 8)
+#pragma omp for schedule(dynamic, 4)
     for (int64_t b = 0; b < batch; ++b) {
       double h[9];
       double inv[9];
