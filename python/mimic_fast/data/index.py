@@ -1,0 +1,252 @@
+"""Random access to the pairs of a dataset: an index over tar shards or a published-layout CSV.
+
+A mined dataset folder holds WebDataset shards (every ``*.tar`` in the folder, sorted by name;
+format: :mod:`mimic_fast.mining.writer`). :class:`ShardIndex` scans the tar headers once
+(no image is read) and keeps, for every complete sample (both ``0.jpg`` and ``1.jpg``), the
+byte range of each view inside its shard; reading a pair is then two ``pread`` calls. Samples
+missing a view are counted and left out (a warning says how many).
+
+The published MIMIC layout (``<dataset>/<scene>/<pair>/0000.jpg, 0001.jpg, corresponding.npy``
+plus a CSV with columns path1,path2) is read by :class:`CsvIndex`; relative paths are taken
+relative to the CSV's folder.
+
+Both expose ``len()``, ``keys`` and ``read(i) -> (bytes view 0, bytes view 1)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import os
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+VIEW_EXTS = (("0.jpg", "0.jpeg", "0.png"), ("1.jpg", "1.jpeg", "1.png"))
+
+
+class DataError(RuntimeError):
+    """A dataset that cannot be read; the message names the path and what is wrong."""
+
+
+def is_url(path: str) -> bool:
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def split_key(name: str) -> tuple[str, str]:
+    """WebDataset convention: ``dir/base.ext.ext`` -> (``dir/base``, ``ext.ext``)."""
+    folder, _, base = name.rpartition("/")
+    stem, dot, ext = base.partition(".")
+    return (folder + "/" + stem if folder else stem), (ext if dot else "")
+
+
+def list_shards(folder: str | Path) -> list[Path]:
+    folder = Path(str(folder).removeprefix("file://"))
+    if not folder.exists():
+        raise DataError(f"dataset folder {folder} does not exist")
+    if not folder.is_dir():
+        raise DataError(f"dataset path {folder} is not a folder (expected a folder of *.tar "
+                        "shards or a .csv of the published layout)")
+    shards = sorted(p for p in folder.iterdir() if p.suffix == ".tar" and p.is_file())
+    if not shards:
+        raise DataError(f"dataset folder {folder} has no *.tar shards")
+    return shards
+
+
+class ShardIndex:
+    """Byte ranges of both views of every complete sample in a folder of tar shards."""
+
+    def __init__(self, shards: list[Path], shard_ids: np.ndarray, offsets: np.ndarray,
+                 sizes: np.ndarray, keys: list[str]):
+        self.shards = [Path(s) for s in shards]
+        self.shard_ids = shard_ids  # int32 [n]
+        self.offsets = offsets  # int64 [n, 2]
+        self.sizes = sizes  # int64 [n, 2]
+        self.keys = keys
+        self._fds: dict[int, int] = {}
+        self._pid = os.getpid()
+
+    # --- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(cls, folder: str | Path, cache: str | Path | None = None) -> "ShardIndex":
+        """Scan every shard's tar headers (or load ``cache`` when it matches the shards)."""
+        shards = list_shards(folder)
+        stamp = _stamp(shards)
+        if cache is not None and Path(cache).is_file():
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["stamp"]) == stamp:
+                    return cls(shards, z["shard_ids"], z["offsets"], z["sizes"], list(z["keys"]))
+        shard_ids, offsets, sizes, keys, incomplete = [], [], [], [], 0
+        for sid, shard in enumerate(shards):
+            for key, views in _scan_tar(shard):
+                if views[0] is None or views[1] is None:
+                    incomplete += 1
+                    continue
+                shard_ids.append(sid)
+                offsets.append((views[0][0], views[1][0]))
+                sizes.append((views[0][1], views[1][1]))
+                keys.append(key)
+        if incomplete:
+            log.warning("%d samples in %s miss a view (0.jpg or 1.jpg) and are left out",
+                        incomplete, folder)
+        if not keys:
+            raise DataError(f"dataset {folder} has no pairs: {len(shards)} shard(s) but no sample "
+                            "with both views (0.jpg and 1.jpg)")
+        index = cls(shards, np.asarray(shard_ids, np.int32), np.asarray(offsets, np.int64),
+                    np.asarray(sizes, np.int64), keys)
+        if cache is not None:
+            index.save(cache, stamp)
+        return index
+
+    def save(self, path: str | Path, stamp: str | None = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+        np.savez(tmp, stamp=np.asarray(stamp or _stamp(self.shards)), shard_ids=self.shard_ids,
+                 offsets=self.offsets, sizes=self.sizes, keys=np.asarray(self.keys))
+        os.replace(tmp, path)
+
+    # --- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def where(self, i: int) -> str:
+        return f"{self.shards[self.shard_ids[i]]}:{self.keys[i]}"
+
+    def read(self, i: int) -> tuple[bytes, bytes]:
+        if os.getpid() != self._pid:  # a forked worker: own descriptors (pread has no shared
+            self._fds, self._pid = {}, os.getpid()  # offset, but closing must stay per process)
+        sid = int(self.shard_ids[i])
+        fd = self._fds.get(sid)
+        if fd is None:
+            fd = self._fds[sid] = os.open(self.shards[sid], os.O_RDONLY)
+        out = []
+        for v in range(2):
+            size = int(self.sizes[i, v])
+            data = os.pread(fd, size, int(self.offsets[i, v]))
+            if len(data) != size:
+                raise DataError(f"{self.where(i)}: view {v} truncated ({len(data)} of {size} bytes)")
+            out.append(data)
+        return out[0], out[1]
+
+    def __getstate__(self):  # descriptors do not travel to worker processes
+        state = dict(self.__dict__)
+        state["_fds"] = {}
+        return state
+
+    def subset(self, rows: np.ndarray) -> "ShardIndex":
+        return ShardIndex(self.shards, self.shard_ids[rows], self.offsets[rows], self.sizes[rows],
+                          [self.keys[r] for r in rows])
+
+
+class CsvIndex:
+    """Pairs of the published layout: a CSV with columns path1,path2."""
+
+    def __init__(self, paths: list[tuple[Path, Path]], keys: list[str]):
+        self.paths = paths
+        self.keys = keys
+
+    @classmethod
+    def build(cls, csv_path: str | Path) -> "CsvIndex":
+        csv_path = Path(csv_path)
+        if not csv_path.is_file():
+            raise DataError(f"CSV {csv_path} does not exist")
+        root = csv_path.parent
+        paths, keys = [], []
+        with open(csv_path, newline="") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"path1", "path2"} <= set(reader.fieldnames):
+                raise DataError(f"CSV {csv_path} needs columns path1,path2, has {reader.fieldnames}")
+            for row in reader:
+                p1, p2 = (Path(row[c]) if Path(row[c]).is_absolute() else root / row[c]
+                          for c in ("path1", "path2"))
+                paths.append((p1, p2))
+                keys.append(str(Path(row["path1"]).parent))
+        if not paths:
+            raise DataError(f"CSV {csv_path} lists no pairs")
+        return cls(paths, keys)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def where(self, i: int) -> str:
+        return f"{self.paths[i][0]},{self.paths[i][1]}"
+
+    def read(self, i: int) -> tuple[bytes, bytes]:
+        try:
+            return self.paths[i][0].read_bytes(), self.paths[i][1].read_bytes()
+        except OSError as exc:
+            raise DataError(f"{self.where(i)}: cannot read: {exc}") from None
+
+    def subset(self, rows: np.ndarray) -> "CsvIndex":
+        return CsvIndex([self.paths[r] for r in rows], [self.keys[r] for r in rows])
+
+
+def open_index(path: str | Path, cache: str | Path | None = None) -> ShardIndex | CsvIndex:
+    """A folder of shards, a .csv file, or a folder holding exactly one .csv and no shards."""
+    p = Path(str(path).removeprefix("file://"))
+    if p.suffix == ".csv":
+        return CsvIndex.build(p)
+    if p.is_dir() and not any(p.glob("*.tar")):
+        csvs = sorted(p.glob("*.csv"))
+        if len(csvs) == 1:
+            return CsvIndex.build(csvs[0])
+    return ShardIndex.build(p, cache)
+
+
+def holdout_rows(keys: list[str], fraction: float) -> np.ndarray:
+    """bool [n]: True for the held-out pairs, chosen by a hash of the key (stable across
+    shard order, number of shards and machines)."""
+    if fraction <= 0:
+        return np.zeros(len(keys), bool)
+    limit = int(fraction * 2**32)
+    return np.fromiter((zlib.crc32(k.encode()) < limit for k in keys), bool, len(keys))
+
+
+def split(index, fraction: float, which: str):
+    """The "train" or "holdout" part of ``index`` (``which="all"`` returns it unchanged)."""
+    if which == "all":
+        return index
+    held = holdout_rows(index.keys, fraction)
+    rows = np.flatnonzero(held if which == "holdout" else ~held)
+    if not len(rows):
+        raise DataError(f"the {which} split is empty ({len(index)} pairs, holdout={fraction})")
+    return index.subset(rows)
+
+
+def _stamp(shards: list[Path]) -> str:
+    h = hashlib.sha1()
+    for s in shards:
+        st = s.stat()
+        h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _scan_tar(shard: Path):
+    """Yield (key, [view0 (offset, size) | None, view1 ...]) from the tar headers only."""
+    current, views = None, [None, None]
+    file_size = shard.stat().st_size
+    try:
+        with tarfile.open(shard, mode="r:") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                if member.offset_data + member.size > file_size:
+                    raise DataError(f"shard {shard} is truncated: member {member.name} ends at byte "
+                                    f"{member.offset_data + member.size}, the file has {file_size}")
+                key, ext = split_key(member.name)
+                if key != current:
+                    if current is not None:
+                        yield current, views
+                    current, views = key, [None, None]
+                for v in range(2):
+                    if ext.lower() in VIEW_EXTS[v]:
+                        views[v] = (member.offset_data, member.size)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"shard {shard} is not a readable tar file: {exc}") from None
+    if current is not None:
+        yield current, views

@@ -1,0 +1,318 @@
+"""The training loop: bf16 autocast, DDP from the torchrun environment, gradient accumulation,
+AdamW with warmup + half-cosine, atomic checkpoints, exact resume, no per-step host syncs.
+
+The loop keeps everything it reports on the device (loss sum, first non-finite step) and
+reads it back only every ``log_every`` steps and before each checkpoint; a checkpoint is
+written only after that check passed, so the last checkpoint is always a good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from mimic_fast.data.pipeline import train_batches
+from mimic_fast.data.transforms import normalize
+from mimic_fast.train import checkpoint as ckpt_io
+from mimic_fast.train import distributed
+from mimic_fast.train.config import TrainConfig, read_config, reconcile, write_config
+from mimic_fast.train.metrics import MetricsLog, peak_flops
+from mimic_fast.train.optim import make_optimizer
+from mimic_fast.train.schedule import lr_at, peak_lr, warmup_steps
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or inf; the run stopped and the last good checkpoint was kept."""
+
+
+class SkipLimit(RuntimeError):
+    """Too many unreadable samples."""
+
+
+def build_model(cfg: TrainConfig):
+    from mimic_fast.models import create_model
+
+    overrides = {"img_size": cfg.img_size} if cfg.img_size else {}
+    return create_model(cfg.model, pos_embed=cfg.pos_embed, attn_impl=cfg.attn_impl, **overrides)
+
+
+def forward_loss(model, batch: dict, device: torch.device, two_views: bool, autocast,
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """One micro-batch: uint8 views to the device, normalised there; the loss (fp32 scalar)."""
+    target = normalize(batch["target"].to(device, non_blocking=True))
+    if "mask" in batch:
+        kwargs = {"mask": batch["mask"].to(device, non_blocking=True)}
+    else:
+        kwargs = {"generator": generator}
+    with autocast:
+        if two_views:
+            reference = normalize(batch["reference"].to(device, non_blocking=True))
+            loss, _, _ = model(target, reference, **kwargs)
+        else:
+            loss, _, _ = model(target, **kwargs)
+    return loss.float()
+
+
+def _resolve(cfg: TrainConfig, info: distributed.DistInfo) -> TrainConfig:
+    """The run's config: the saved one when resuming (checked against ``cfg``), else ``cfg``
+    with the schedule length fixed; written to RUN/config.json."""
+    out = Path(cfg.out)
+    saved_path = out / "config.json"
+    if saved_path.is_file():
+        cfg = reconcile(read_config(saved_path), cfg)
+    else:
+        if (out / ckpt_io.NAME).exists():
+            raise ValueError(f"{out} has a checkpoint but no config.json; cannot resume safely")
+        if cfg.optim.schedule_steps is None:
+            cfg = cfg.replace(optim=_replace(cfg.optim, schedule_steps=cfg.max_steps))
+    distributed.barrier(info)  # every rank has read the old config before it is rewritten
+    if info.is_main:
+        import mimic_fast
+
+        write_config(cfg, saved_path, {"world_size": info.world, "torch": torch.__version__,
+                                       "mimic_fast": getattr(mimic_fast, "__version__", None)})
+    return cfg
+
+
+def _replace(obj, **kw):
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume) the run in ``cfg.out``; returns the summary (also RUN/summary.json)."""
+    info = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, info)
+    finally:
+        distributed.teardown()
+
+
+def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
+    out = Path(cfg.out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    distributed.barrier(info)
+    cfg = _resolve(cfg, info)
+    if cfg.max_steps > cfg.optim.schedule_steps and info.is_main:
+        log.warning("max_steps %d is past the schedule's %d steps: the steps beyond run at "
+                    "min_lr %g (plan a longer run with --schedule-steps)", cfg.max_steps,
+                    cfg.optim.schedule_steps, cfg.optim.min_lr)
+    device = info.device
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build_model(cfg).to(device)
+    two_views = model.cfg.arch == "croco"
+    effective_batch = cfg.batch_size * cfg.accum * info.world
+    schedule = {"peak_lr": peak_lr(cfg.optim.blr, cfg.optim.lr, effective_batch),
+                "warmup": warmup_steps(cfg.optim.warmup_steps, cfg.optim.schedule_steps),
+                "total": cfg.optim.schedule_steps, "min_lr": cfg.optim.min_lr}
+    optimizer = make_optimizer(model, schedule["peak_lr"], cfg.optim.weight_decay,
+                               cfg.optim.betas, device.type)
+
+    # Per-rank random streams (the data's randomness is keyed per pair, not drawn from these).
+    random.seed(cfg.seed + info.rank)
+    np.random.seed((cfg.seed + info.rank) % 2**32)
+    torch.manual_seed(cfg.seed + info.rank)
+    step, micro_batches, samples, skipped_total = 0, 0, 0, 0
+    ckpt_path = out / ckpt_io.NAME
+    if ckpt_path.is_file():
+        state = ckpt_io.load(ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        schedule = state["schedule"] | {"total": cfg.optim.schedule_steps}
+        d = state["data"]
+        micro_batches = d["micro_batches"] * d["world_size"] // info.world
+        samples, skipped_total = d["samples"], d["skipped"]
+        if d["world_size"] != info.world:
+            log.warning("world size changed %d -> %d: the data order continues approximately",
+                        d["world_size"], info.world)
+        if len(state["rng"]) == info.world:
+            ckpt_io.set_rng_state(state["rng"][info.rank])
+        log.info("resuming %s at step %d (%d micro-batches consumed per rank)", out, step, micro_batches)
+    steps = distributed.all_gather_object(step, info)
+    if len(set(steps)) > 1:
+        raise RuntimeError(f"ranks resume from different steps {steps}: the run folder {out} must "
+                           "be on a filesystem every node sees")
+    if step >= cfg.max_steps:
+        log.info("%s is already at step %d >= max_steps %d: nothing to do", out, step, cfg.max_steps)
+        return {"step": step, "max_steps": cfg.max_steps, "last": None, "world_size": info.world}
+
+    index_cache = out / "data-index.npz"
+    if info.is_main:  # build (or check) the index once, the other ranks load it
+        _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=True)
+    distributed.barrier(info)
+    batches = _batches(cfg, model, two_views, info, micro_batches, index_cache)
+    generator = None
+    if not batches.masks_in_batch:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(cfg.seed * 1_000_003 + info.rank * 7919 + step)
+
+    net = model
+    if cfg.compile:
+        net = torch.compile(model)
+    if info.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[info.local_rank] if device.type == "cuda" else None,
+            find_unused_parameters=False, gradient_as_bucket_view=True)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    flops = model.flops_per_sample() if hasattr(model, "flops_per_sample") else None
+    peak = peak_flops(device, cfg.peak_tflops)
+    metrics = MetricsLog(out, step, info.is_main)
+    log.info("training %s on %d %s device(s): %d pairs per step (%d x %d accum x %d ranks), "
+             "peak lr %.3g, %s, steps %d -> %d", cfg.model, info.world, device.type,
+             effective_batch, cfg.batch_size, cfg.accum, info.world, schedule["peak_lr"],
+             "bf16 autocast" if bf16 else "fp32", step, cfg.max_steps)
+
+    loss_sum = torch.zeros((), device=device)
+    bad_step = torch.full((), -1, dtype=torch.long, device=device)
+    window_steps, window_skipped, last = 0, 0, None
+    t_last = time.perf_counter()
+    bar = _progress(cfg, step, info)
+    net.train()
+    try:
+        while step < cfg.max_steps:
+            lr = lr_at(step, schedule["peak_lr"], schedule["warmup"], schedule["total"], schedule["min_lr"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            step_loss = torch.zeros((), device=device)
+            for micro in range(cfg.accum):
+                batch = next(batches)
+                window_skipped += int(batch["skipped"].sum())  # a CPU tensor: no device sync
+                sync = info.world == 1 or micro == cfg.accum - 1
+                ctx = contextlib.nullcontext() if sync else net.no_sync()
+                with ctx:
+                    loss = forward_loss(net, batch, device, two_views, autocast, generator)
+                    (loss / cfg.accum).backward()
+                step_loss += loss.detach()
+                micro_batches += 1
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step_loss /= cfg.accum
+            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(step_loss),
+                                   torch.full_like(bad_step, step + 1), bad_step)
+            loss_sum += step_loss
+            step += 1
+            window_steps += 1
+            samples += effective_batch
+            bar.update(1)
+
+            due_ckpt = step % cfg.ckpt_every == 0 or step == cfg.max_steps
+            if step % cfg.log_every == 0 or due_ckpt:
+                # The only host sync: every log_every steps and before a checkpoint.
+                mean_loss, skipped, first_bad = _reduce(loss_sum, window_skipped, bad_step, info)
+                skipped_total += skipped
+                if first_bad >= 0 or not math.isfinite(mean_loss / window_steps):
+                    raise NonFiniteLoss(
+                        f"loss became non-finite at step {first_bad if first_bad >= 0 else step}; "
+                        f"stopped at step {step}. The last good checkpoint is kept: "
+                        f"{ckpt_path if ckpt_path.exists() else 'none written yet'}")
+                _check_skips(skipped_total, samples, cfg)
+                now = time.perf_counter()
+                pairs_s = window_steps * effective_batch / (now - t_last)
+                last = {"step": step, "loss": mean_loss / window_steps, "lr": lr,
+                        "pairs_per_s": pairs_s,
+                        "mfu": (3 * flops * pairs_s / (peak * info.world)) if flops and peak else None,
+                        "samples": samples, "skipped": skipped_total, "time": time.time()}
+                metrics.write(last)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", pairs_s=f"{pairs_s:.1f}")
+                loss_sum.zero_()
+                window_steps, window_skipped, t_last = 0, 0, now
+            if due_ckpt:
+                _save(ckpt_path, model, optimizer, step, schedule, micro_batches, samples,
+                      skipped_total, cfg, info, batches.reader)
+                if cfg.keep_every and step % cfg.keep_every == 0 and info.is_main:
+                    import shutil
+
+                    (out / "checkpoints").mkdir(exist_ok=True)
+                    shutil.copyfile(ckpt_path, out / "checkpoints" / f"step-{step:08d}.pt")
+                t_last = time.perf_counter()  # do not count the checkpoint in pairs/s
+    finally:
+        bar.close()
+        metrics.close()
+    return _summary(out, cfg, step, last, batches.pairs, info)
+
+
+def _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=False):
+    if dry:  # only builds/validates the index cache (local shard folders)
+        from mimic_fast.data.index import is_url, open_index
+
+        if not cfg.data.streaming and not is_url(cfg.data.path):
+            open_index(cfg.data.path, index_cache if not str(cfg.data.path).endswith(".csv") else None)
+        return None
+    mcfg = model.cfg
+    return train_batches(cfg.data, img_size=mcfg.img_size, num_patches=mcfg.num_patches,
+                         num_masked=mcfg.num_masked, two_views=two_views,
+                         batch_size=cfg.batch_size, rank=info.rank, world=info.world,
+                         seed=cfg.seed, start_batches=micro_batches, device=info.device.type,
+                         device_id=info.local_rank, index_cache=index_cache)
+
+
+def _reduce(loss_sum, skipped: int, bad_step, info) -> tuple[float, int, int]:
+    vals = torch.stack([loss_sum.double(), torch.tensor(float(skipped), dtype=torch.float64,
+                                                         device=loss_sum.device)])
+    bad = bad_step.clone()
+    if info.world > 1:
+        dist.all_reduce(vals)
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        vals[0] /= info.world
+    loss, skip = vals.tolist()
+    return loss, int(skip), int(bad.item())
+
+
+def _check_skips(skipped: int, samples: int, cfg: TrainConfig) -> None:
+    if skipped > max(10, cfg.data.max_skip_fraction * samples):
+        raise SkipLimit(f"{skipped} unreadable pairs replaced out of {samples} read, above the "
+                        f"limit ({cfg.data.max_skip_fraction:.1%}); the dataset looks corrupt")
+
+
+def _save(path, model, optimizer, step, schedule, micro_batches, samples, skipped, cfg, info, reader):
+    rngs = distributed.all_gather_object(ckpt_io.rng_state(), info)
+    if not info.is_main:
+        return
+    ckpt_io.save(path, {
+        "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "schedule": schedule,
+        "data": {"micro_batches": micro_batches, "batch_size": cfg.batch_size,
+                 "world_size": info.world, "num_workers": cfg.data.num_workers, "reader": reader,
+                 "samples": samples, "skipped": skipped},
+        "rng": rngs, "config": cfg.to_dict(),
+    })
+    log.debug("checkpoint at step %d -> %s", step, path)
+
+
+def _progress(cfg, step, info):
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step",
+                disable=not (cfg.progress and info.is_main), dynamic_ncols=True)
+
+
+def _summary(out, cfg, step, last, pairs, info) -> dict:
+    summary = {"step": step, "max_steps": cfg.max_steps, "last": last, "dataset_pairs": pairs,
+               "world_size": info.world}
+    if info.is_main:
+        ckpt_io.write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if last:
+            log.info("done: step %d, loss %.4f, %.1f pairs/s%s", step, last["loss"], last["pairs_per_s"],
+                     f", MFU {last['mfu']:.1%}" if last["mfu"] else "")
+    return summary

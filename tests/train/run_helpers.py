@@ -1,0 +1,28 @@
+"""Running `mimic-fast train` in tests: tiny, quick, deterministic settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def train_args(data: Path, out: Path, *, model: str = "croco_test", steps: int = 6, batch: int = 4,
+               extra: tuple[str, ...] = ()) -> list[str]:
+    return ["train", "--data", str(data), "--model", model, "--out", str(out),
+            "--max-steps", str(steps), "--batch-size", str(batch), "--device", "cpu",
+            "--seed", "0", "--lr", "1e-3", "--warmup-steps", "2", "--log-every", "1",
+            "--num-workers", "0", "--no-progress", *extra]
+
+
+def run_cli(args: list[str]) -> int:
+    from mimic_fast.cli import main
+
+    return main(args)
+
+
+def losses(run: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
