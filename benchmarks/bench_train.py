@@ -72,14 +72,21 @@ def bench_model(name, args, device, data_dir, bf16) -> list[dict]:
     flops = model.flops_per_sample()
     peak = peak_flops(device, args.peak_tflops)
     rows = []
-    sources = {"synthetic": synthetic_batches(model, args.batch_size, device, two_views)}
-    loader = train_batches(
-        DataConfig(path=str(data_dir), num_workers=args.num_workers, decode=args.decode),
-        img_size=model.img_size, num_patches=model.num_patches, num_masked=model.cfg.num_masked,
-        two_views=two_views, batch_size=args.batch_size, rank=0, world=1, seed=0,
-        start_batches=0, device=device.type)
-    sources["shards"] = loader
-    for source, batches in sources.items():
+    def make_loader():
+        # Created only when its turn comes: its worker processes start decoding at once and
+        # would otherwise steal cores from the synthetic measurement.
+        return train_batches(
+            DataConfig(path=str(data_dir), num_workers=args.num_workers, decode=args.decode),
+            img_size=model.img_size, num_patches=model.num_patches,
+            num_masked=model.cfg.num_masked, two_views=two_views, batch_size=args.batch_size,
+            rank=0, world=1, seed=0, start_batches=0, device=device.type)
+
+    loader = None
+    for source in ("synthetic", "shards"):
+        if source == "synthetic":
+            batches = synthetic_batches(model, args.batch_size, device, two_views)
+        else:
+            batches = loader = make_loader()
         fn = step_fn(model, net, optimizer, batches, device, bf16, args.steps)
         t = time_call(fn, repeats=args.repeats, warmup=1, sync=sync)
         pairs_s = args.steps * args.batch_size / t["median_s"]
