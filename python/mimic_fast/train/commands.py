@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="length of warmup + cosine (default: --max-steps of the first run)")
     g.add_argument("--grad-clip", type=float, default=None)
     g = p.add_argument_group("data")
-    g.add_argument("--num-workers", type=int, default=4, help="loader processes per rank")
+    g.add_argument("--num-workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="loader processes per rank (default: min(4, cores))")
     g.add_argument("--decode", default="auto", choices=("auto", "cpu", "dali"))
     g.add_argument("--augment", action="store_true",
                    help="CroCo augmentations: random crops, colour jitter per view")
