@@ -27,3 +27,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"real test data not found at {SHARED_DATA} (expected ../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mined_tum(shared_data, tmp_path_factory) -> Path:
+    """A pair dataset mined with the real pipeline from the TUM frames in ../shared/data."""
+    from mimic_fast.mining.config import MineConfig, RunOptions
+    from mimic_fast.mining.run import mine
+
+    out = tmp_path_factory.mktemp("mined") / "tum"
+    summary = mine([shared_data / "video" / "tum_freiburg_frames"], out,
+                   MineConfig(kind="frames"), RunOptions(progress=False))
+    assert summary["accepted"] >= 8, summary  # the data/train tests need a few batches
+    return out
