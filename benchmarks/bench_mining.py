@@ -94,7 +94,7 @@ def profile(inputs, out: Path, cfg) -> tuple[dict, list, dict]:
         return orig_eval(batch, c)
 
     _current = [None]
-    patches = [wrap(views_mod, "decode_image", "decode"),
+    patches = [wrap(views_mod, "read_image", "decode"),
                wrap(views_mod, "sift_rgb", "sift"),
                wrap(ev_mod, "ratio_match", "match"),
                wrap(ev_mod, "ransac_homography", "ransac"),

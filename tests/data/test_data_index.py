@@ -85,3 +85,13 @@ def test_csv_errors(tmp_path):
     empty.write_text("path1,path2\n")
     with pytest.raises(DataError, match="no pairs"):
         CsvIndex.build(empty)
+
+
+def test_jpeg_trailers_decode_and_cut_jpegs_do_not(mined_tum):
+    from mimic_fast.data.transforms import DecodeError
+
+    a, _ = ShardIndex.build(mined_tum).read(0)
+    # bytes after the end-of-image marker (phone photos' trailers) are not corruption
+    assert decode_rgb(a + b"MOTION-PHOTO-TRAILER" * 10).shape == (224, 224, 3)
+    with pytest.raises(DecodeError, match="truncated JPEG"):
+        decode_rgb(a[: len(a) // 2])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from mimic_fast.io.images import FrameError, decode_image, load_view, to_view
+from mimic_fast.io.images import FrameError, decode_image, load_view, read_image, to_view
 
 
 def _write(path, img, **params):
@@ -88,3 +92,63 @@ def test_load_view_of_real_frame(shared_data):
     p = sorted((shared_data / "video" / "tum_freiburg_frames").glob("*.png"))[0]
     v = load_view(p)
     assert v.shape == (224, 224, 3) and v.dtype == np.uint8 and v.std() > 10
+
+
+def _png_header_only(w, h):
+    """A PNG that claims w x h pixels (valid IHDR and IEND, a token IDAT)."""
+    def chunk(kind, payload):
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload)))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_decoder_exceptions_become_frame_errors(tmp_path, monkeypatch):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(20000, 20000))
+    with pytest.raises(FrameError, match="image too large"):  # PIL's DecompressionBombError
+        decode_image(bomb)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(_png_header_only(40000, 40000))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # let it through to OpenCV
+    with pytest.raises(FrameError, match="cannot decode image.*CV_IO_MAX_IMAGE_PIXELS"):
+        decode_image(huge)  # cv2.error
+
+
+def test_jpeg_with_trailer_after_end_marker_is_accepted(tmp_path, rgb):
+    p = _write(tmp_path / "a.jpg", rgb)
+    data = p.read_bytes()
+    reference = decode_image(p)
+    for trailer in (b"\x00" * 7 + b"MotionPhoto_Data" + bytes(range(256)) * 4,
+                    data):  # another whole JPEG appended (a burst / depth map)
+        p.write_bytes(data + trailer)
+        np.testing.assert_array_equal(decode_image(p), reference)
+
+
+def test_cut_jpeg_is_caught_despite_its_exif_thumbnail(tmp_path, rgb):
+    """The thumbnail in APP1 has its own scan and end marker; they must not count."""
+    thumb = cv2.imencode(".jpg", cv2.resize(rgb, (160, 96)))[1].tobytes()
+    payload = b"Exif\x00\x00" + thumb  # only the segment lengths matter here
+    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    data = _write(tmp_path / "a.jpg", rgb).read_bytes()
+    p = tmp_path / "phone.jpg"
+    p.write_bytes(data[:2] + app1 + data[2:])
+    assert decode_image(p, size=600).shape == rgb.shape  # whole: fine
+    p.write_bytes(data[:2] + app1 + data[2 : len(data) // 2] + b"trailer")
+    with pytest.raises(FrameError, match="truncated JPEG"):
+        decode_image(p)
+
+
+def test_reduced_decode_reports_the_full_size(tmp_path, rgb):
+    big = cv2.resize(rgb, (2000, 1200))
+    img, hw = read_image(_write(tmp_path / "big.jpg", big), size=224)
+    assert img.shape == (300, 500, 3) and hw == (1200, 2000)
+    rotated = tmp_path / "rotated.jpg"  # EXIF orientation 6: OpenCV turns it upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(big).save(rotated, quality=90, exif=exif.tobytes())
+    img, hw = read_image(rotated, size=224)
+    assert img.shape == (500, 300, 3) and hw == (2000, 1200)
+    img, hw = read_image(_write(tmp_path / "small.png", rgb))
+    assert img.shape[:2] == hw == (600, 1000)

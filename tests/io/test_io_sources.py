@@ -38,3 +38,23 @@ def test_pair_list(tmp_path):
     (tmp_path / "bad.csv").write_text("a.jpg\n")
     with pytest.raises(FrameError, match="line 1"):
         read_pair_list(tmp_path / "bad.csv")
+
+
+def test_a_folder_of_images_is_one_source_not_a_tree(tmp_path):
+    scene = tmp_path / "data" / "scene"
+    other = tmp_path / "data" / "more" / "s2"
+    for folder in (scene / "thumbs", scene / "masks" / "deeper", other):
+        folder.mkdir(parents=True)
+        (folder / "0.png").write_bytes(b"")
+    (scene / "0.png").write_bytes(b"")
+    (scene / "clip.mp4").write_bytes(b"")  # beside the images: still a source
+    (scene / "masks" / "deeper" / "x.mp4").write_bytes(b"")
+    for kind, want in (("auto", "frames"), ("frames", "frames"), ("group", "group")):
+        sources, errors = discover([tmp_path / "data"], kind)
+        rel = {(str(Path(s.path).relative_to(tmp_path)), s.kind) for s in sources}
+        expected = {("data/scene", want), ("data/more/s2", want)}
+        if kind == "auto":
+            expected.add(("data/scene/clip.mp4", "video"))
+        assert rel == expected and errors == []
+    videos, _ = discover([tmp_path / "data"], "video")  # image folders mean nothing here
+    assert sorted(Path(s.path).name for s in videos) == ["clip.mp4", "x.mp4"]

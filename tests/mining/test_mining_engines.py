@@ -1,12 +1,23 @@
-"""Engines: the local process pool and Ray give the serial run's dataset, byte for byte."""
+"""Engines: the local process pool and Ray give the serial run's dataset, byte for byte, and
+a crash fails only the source that caused it."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import types
+
 import pytest
 
+from mimic_fast.io.sources import Source
 from mimic_fast.mining import synthetic
 from mimic_fast.mining.config import MineConfig, RunOptions
+from mimic_fast.mining.engines import run_local, run_ray
 from mimic_fast.mining.run import mine
+from mimic_fast.mining.worker import SourceTask
+from mimic_fast.mining.writer import manifest_path
 
 from test_mining_resume import dataset_files  # noqa: E402  (tests/mining is on sys.path)
 
@@ -52,3 +63,81 @@ def test_ray_engine_matches_serial(inputs, serial, tmp_path):
 def test_gpu_mining_is_refused_clearly(inputs, tmp_path):
     with pytest.raises(NotImplementedError, match="GPU mining not implemented yet"):
         mine(inputs, tmp_path / "x", MineConfig(), RunOptions(device="cuda"))
+
+
+class _DiesWhenUnpickled(str):
+    """A source path that kills the process unpickling it: the worker handed this task dies
+    as it would on a decoder segfault (the driver, which only pickles it, is unharmed)."""
+
+    def __reduce__(self):
+        return os._exit, (70,)
+
+
+def _tasks_with_a_killer(root, n, killer):
+    """n "frames" tasks over empty folders (each fails fast, in its worker, with a manifest)
+    and task ``killer`` whose worker dies."""
+    (root / "ds").mkdir()
+    tasks = []
+    for i in range(n):
+        folder = root / f"empty{i}"
+        folder.mkdir()
+        path = _DiesWhenUnpickled(folder) if i == killer else str(folder)
+        tasks.append(SourceTask(str(root / "ds"), i, Source(path, "frames"), MineConfig()))
+    return tasks
+
+
+@pytest.mark.parametrize("n", [4, 2])
+def test_a_dying_worker_fails_only_its_own_source(tmp_path, n):
+    tasks = _tasks_with_a_killer(tmp_path, n, killer=1)
+    landed = []
+    run_local(tasks, 2, landed.append)
+    assert sorted(m["index"] for m in landed) == list(range(n))  # each exactly once
+    for m in landed:
+        on_disk = json.loads(manifest_path(tmp_path / "ds", m["index"]).read_text())
+        assert on_disk == m and m["status"] == "failed"
+        if m["index"] == 1:
+            assert m["error"] == "worker process died while mining this source"
+        else:  # mined in a worker, not blamed for the crash
+            assert m["error"].startswith("fewer than 2 usable frames")
+
+
+def test_a_script_without_main_guard_is_told_so(tmp_path):
+    for folder in ("a", "ds"):
+        (tmp_path / folder).mkdir()
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from mimic_fast.io.sources import Source\n"
+        "from mimic_fast.mining.config import MineConfig\n"
+        "from mimic_fast.mining.engines import run_local\n"
+        "from mimic_fast.mining.worker import SourceTask\n"
+        f"tasks = [SourceTask({str(tmp_path / 'ds')!r}, i, Source({str(tmp_path / 'a')!r}, "
+        "'frames'), MineConfig()) for i in range(2)]\n"
+        "run_local(tasks, 2, print)\n")
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0
+    assert "RuntimeError: the worker processes could not start" in r.stderr
+
+
+@pytest.mark.parametrize("error", ["OutOfMemoryError", "NodeDiedError", "WorkerCrashedError"])
+def test_ray_failures_of_any_kind_fail_only_their_source(tmp_path, monkeypatch, error):
+    exceptions = pytest.importorskip("ray.exceptions")
+
+    def get(task):  # stands in for ray.get on the task's object ref
+        if task.index == 1:
+            raise getattr(exceptions, error)("simulated")
+        return {"index": task.index, "status": "done"}
+
+    fake = types.SimpleNamespace(
+        exceptions=exceptions, is_initialized=lambda: True, get=get, cancel=lambda ref: None,
+        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task: task),
+        wait=lambda pending, num_returns: (pending[:1], pending[1:]),
+    )
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    tasks = [SourceTask(str(tmp_path), i, Source(str(tmp_path / f"s{i}"), "frames"),
+                        MineConfig()) for i in range(3)]
+    landed = []
+    run_ray(tasks, None, landed.append)
+    assert [(m["index"], m["status"]) for m in landed] == [(0, "done"), (1, "failed"),
+                                                           (2, "done")]
+    assert landed[1]["error"] == f"Ray task failed: {error}"

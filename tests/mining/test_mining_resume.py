@@ -4,12 +4,15 @@ dataset of an uninterrupted run; finished sources are skipped; settings must mat
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
+from mimic_fast.io.sources import Source
 from mimic_fast.mining import synthetic
 from mimic_fast.mining.config import MineConfig, RunOptions
 from mimic_fast.mining.run import DatasetMismatch, mine
+from mimic_fast.mining.worker import SourceTask, failed_manifest
 
 QUIET = RunOptions(progress=False)
 
@@ -96,3 +99,27 @@ def test_seed_changes_only_what_it_should(inputs, tmp_path):
     b = mine([inputs / "scene1"], tmp_path / "b", MineConfig(seed=0), QUIET)
     assert dataset_files(tmp_path / "a") == dataset_files(tmp_path / "b")
     assert a["accepted"] == b["accepted"]
+
+
+def test_source_failing_on_rerun_leaves_no_stale_shard(inputs, tmp_path):
+    """Killed between a shard's rename and its manifest, then the source fails on the rerun:
+    its old shard must go (readers take every pairs-*.tar in the folder)."""
+    scene = tmp_path / "scene"
+    shutil.copytree(inputs / "scene0", scene)
+    out = tmp_path / "ds"
+    first = mine([scene], out, MineConfig(), QUIET)
+    assert first["shards"] == ["pairs-000000.tar"]
+    (out / "_done" / "source-000000.json").unlink()  # the kill
+    for image in scene.iterdir():
+        image.write_bytes(b"no longer an image")
+    second = mine([scene], out, MineConfig(), QUIET)
+    assert second["sources_failed"] == 1 and second["shards"] == []
+    assert not list(out.glob("*.tar")) and (out / "index.jsonl").read_text() == ""
+
+
+def test_dead_worker_manifest_removes_stale_shard(tmp_path):
+    """The driver's manifest for a source whose worker died says "no shard": so it is."""
+    (tmp_path / "pairs-000003.tar").write_bytes(b"from a killed run")
+    task = SourceTask(str(tmp_path), 3, Source(str(tmp_path / "v.mp4"), "video"), MineConfig())
+    assert failed_manifest(task, "worker process died")["shard"] is None
+    assert not (tmp_path / "pairs-000003.tar").exists()

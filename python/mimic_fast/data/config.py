@@ -11,7 +11,8 @@ DECODERS = ("auto", "cpu", "dali")
 @dataclass(frozen=True)
 class DataConfig:
     path: str = ""  # dataset folder (tar shards), a .csv of the published layout, or a URL
-    decode: str = "auto"  # auto (DALI when importable and training on CUDA, else cpu) | cpu | dali
+    decode: str = "auto"  # auto (DALI when importable, training on CUDA from a local shard
+    # folder without holdout or streaming, else cpu) | cpu | dali
     num_workers: int = 4  # DataLoader worker processes per rank (0 = in the training process)
     prefetch_factor: int = 4  # batches prefetched per worker
     augment: bool = False  # CroCo augmentations: independent random crops + colour jitter per view

@@ -1,7 +1,8 @@
 """Random access to the pairs of a dataset: an index over tar shards or a published-layout CSV.
 
-A mined dataset folder holds WebDataset shards (every ``*.tar`` in the folder, sorted by name;
-format: :mod:`mimic_fast.mining.writer`). :class:`ShardIndex` scans the tar headers once
+A mined dataset folder holds WebDataset shards (every ``*.tar`` in the folder, sorted by name,
+or, when the folder has an ``index.jsonl``, only the shards it lists; format:
+:mod:`mimic_fast.mining.writer`). :class:`ShardIndex` scans the tar headers once
 (no image is read) and keeps, for every complete sample (both ``0.jpg`` and ``1.jpg``), the
 byte range of each view inside its shard; reading a pair is then two ``pread`` calls. Samples
 missing a view are counted and left out (a warning says how many).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import os
 import tarfile
@@ -53,13 +55,70 @@ def list_shards(folder: str | Path) -> list[Path]:
         raise DataError(f"dataset path {folder} is not a folder (expected a folder of *.tar "
                         "shards or a .csv of the published layout)")
     shards = sorted(p for p in folder.iterdir() if p.suffix == ".tar" and p.is_file())
+    listed = _indexed_shards(folder)
+    if listed is not None:  # a mined dataset: only the shards its index.jsonl names
+        missing = sorted(listed - {p.name for p in shards})
+        if missing:
+            raise DataError(f"dataset folder {folder} lacks {len(missing)} shard(s) that its "
+                            f"index.jsonl lists (e.g. {missing[0]}); the dataset is incomplete")
+        stale = [p.name for p in shards if p.name not in listed]
+        if stale:
+            log.warning("%d *.tar in %s are not in its index.jsonl and are ignored (e.g. %s)",
+                        len(stale), folder, stale[0])
+        shards = [p for p in shards if p.name in listed]
     if not shards:
-        raise DataError(f"dataset folder {folder} has no *.tar shards")
+        raise DataError(f"dataset folder {folder} has no *.tar shards"
+                        + (" listed in its index.jsonl" if listed is not None else ""))
     return shards
+
+
+def _indexed_shards(folder: Path) -> set[str] | None:
+    """Shard names of a mined dataset's ``index.jsonl`` (None when the folder has none)."""
+    path = folder / "index.jsonl"
+    if not path.is_file():
+        return None
+    names = set()
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    names.add(Path(json.loads(line)["shard"]).name)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise DataError(f"{path} line {n} is not an index row: {exc}") from None
+    return names
+
+
+def dataset_fingerprint(path: str | Path) -> str:
+    """What identifies a dataset's content wherever it lies: a hash of the names and sizes of
+    its shards (a folder or a .tar), of the CSV's bytes (the published layout; its relative
+    paths move with it), or of the shard names (URLs: no request per shard). Moving or copying
+    a dataset keeps it; adding, removing or rewriting a shard changes it."""
+    p = str(path)
+    h = hashlib.sha1()
+    if is_url(p) or "{" in p:
+        from mimic_fast.data.loader import list_stream_urls
+
+        for url in list_stream_urls(p):
+            h.update(f"{url.rsplit('/', 1)[-1]}\n".encode())
+        return "urls:" + h.hexdigest()[:20]
+    local = Path(p.removeprefix("file://"))
+    if local.is_dir() and not any(local.glob("*.tar")):
+        csvs = sorted(local.glob("*.csv"))
+        local = csvs[0] if len(csvs) == 1 else local
+    if local.suffix == ".csv":
+        if not local.is_file():
+            raise DataError(f"CSV {local} does not exist")
+        return "csv:" + hashlib.sha1(local.read_bytes()).hexdigest()[:20]
+    shards = [local] if local.suffix == ".tar" and local.is_file() else list_shards(local)
+    for s in shards:
+        h.update(f"{s.name}|{s.stat().st_size}\n".encode())
+    return "shards:" + h.hexdigest()[:20]
 
 
 class ShardIndex:
     """Byte ranges of both views of every complete sample in a folder of tar shards."""
+
+    MAX_OPEN = 64  # shard descriptors kept open per process (least recently used closed)
 
     def __init__(self, shards: list[Path], shard_ids: np.ndarray, offsets: np.ndarray,
                  sizes: np.ndarray, keys: list[str]):
@@ -118,20 +177,46 @@ class ShardIndex:
         return f"{self.shards[self.shard_ids[i]]}:{self.keys[i]}"
 
     def read(self, i: int) -> tuple[bytes, bytes]:
-        if os.getpid() != self._pid:  # a forked worker: own descriptors (pread has no shared
-            self._fds, self._pid = {}, os.getpid()  # offset, but closing must stay per process)
         sid = int(self.shard_ids[i])
-        fd = self._fds.get(sid)
-        if fd is None:
-            fd = self._fds[sid] = os.open(self.shards[sid], os.O_RDONLY)
         out = []
-        for v in range(2):
-            size = int(self.sizes[i, v])
-            data = os.pread(fd, size, int(self.offsets[i, v]))
-            if len(data) != size:
-                raise DataError(f"{self.where(i)}: view {v} truncated ({len(data)} of {size} bytes)")
-            out.append(data)
+        try:
+            fd = self._fd(sid)
+            for v in range(2):
+                size = int(self.sizes[i, v])
+                data = os.pread(fd, size, int(self.offsets[i, v]))
+                if len(data) != size:
+                    raise DataError(f"{self.where(i)}: view {v} truncated ({len(data)} of {size} bytes)")
+                out.append(data)
+        except OSError as exc:
+            raise DataError(f"{self.where(i)}: cannot read: {exc}") from None
         return out[0], out[1]
+
+    def _fd(self, sid: int) -> int:
+        """An open descriptor of shard ``sid``: at most :attr:`MAX_OPEN` stay open (least
+        recently used closed first), so datasets of thousands of shards stay under ulimit -n."""
+        if os.getpid() != self._pid:  # a forked worker: its copies of the parent's descriptors
+            self.close()  # are closed (pread has no shared offset; closing is per process)
+            self._pid = os.getpid()
+        fd = self._fds.pop(sid, None)
+        if fd is None:
+            while len(self._fds) >= self.MAX_OPEN:
+                os.close(self._fds.pop(next(iter(self._fds))))
+            fd = os.open(self.shards[sid], os.O_RDONLY)
+        self._fds[sid] = fd  # (re)inserted last: dict order is the LRU order
+        return fd
+
+    def close(self) -> None:
+        """Close the open shard descriptors (reads reopen them)."""
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __del__(self):
+        if getattr(self, "_pid", None) == os.getpid():
+            self.close()
 
     def __getstate__(self):  # descriptors do not travel to worker processes
         state = dict(self.__dict__)

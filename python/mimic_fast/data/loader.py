@@ -2,7 +2,8 @@
 
 Two readers, one batch format (a dict of CPU tensors, ``target``/``reference`` uint8
 [B, 3, S, S], ``mask`` bool [B, N] (True = masked), ``target_view`` [B] (0 or 1),
-``index`` [B], ``skipped`` [B] (unreadable samples replaced by this one)):
+``index`` [B], ``skipped`` [B] (unreadable samples replaced by this one); the streaming
+reader adds ``stream_pos`` [B] (stream items its worker had consumed, for exact resume)):
 
 * Local shards or a CSV (the default): a map-style :class:`PairDataset` over the dataset
   index and an endless :class:`EpochSampler`. Epoch ``e`` is a permutation seeded by
@@ -16,9 +17,10 @@ Two readers, one batch format (a dict of CPU tensors, ``target``/``reference`` u
   an endless WebDataset-style stream. Shards are permuted per epoch and split over
   (rank, worker) slots (or, with fewer shards than slots, every slot reads every shard and
   keeps every slots-th sample), then pass a seeded shuffle buffer. Resume replays the stream
-  and skips what each worker had delivered (exact with the same world size and workers);
-  an unreadable sample is skipped and counted. Ranks never run dry (the stream is endless),
-  so no rank waits on another at an epoch end.
+  and skips the stream items each worker had consumed (exact with the same world size and
+  workers); an unreadable sample, or the rest of a shard that cannot be read, is skipped and
+  counted. Ranks never run dry (the stream is endless), so no rank waits on another at an
+  epoch end.
 """
 
 from __future__ import annotations
@@ -107,12 +109,13 @@ class StreamingPairs(IterableDataset):
 
     def __init__(self, urls: list[str], transform: PairTransform, seed: int, rank: int, world: int,
                  batch_size: int, start_batches: int = 0, shuffle_buffer: int = 1000,
-                 holdout: float = 0.0):
+                 holdout: float = 0.0, start_positions: list[int | None] | None = None):
         if not urls:
             raise DataError("no shards to stream")
         self.urls, self.transform, self.seed = list(urls), transform, int(seed)
         self.rank, self.world, self.batch_size = rank, world, batch_size
         self.start_batches, self.buffer, self.holdout = start_batches, shuffle_buffer, holdout
+        self.start_positions = start_positions
 
     def __iter__(self):
         info = get_worker_info()
@@ -120,19 +123,29 @@ class StreamingPairs(IterableDataset):
         # The DataLoader takes batches from workers round-robin, starting at worker 0: of the
         # first m batches, worker r made those with index = r (mod nw). A resumed loader
         # starts at its worker 0 again, so its worker w plays the part of worker (w + m) % nw
-        # and skips the samples that one had delivered.
+        # ("role") and skips the stream items that one had consumed: its last sample's
+        # ``stream_pos`` when the trainer recorded it (exact, unreadable items included),
+        # else the samples it had delivered (exact only when none was unreadable).
         m = self.start_batches
         role = (wid + m) % nw
         slot, slots = self.rank * nw + role, self.world * nw
-        skip = max(0, (m - role + nw - 1) // nw) * self.batch_size
+        known = self.start_positions[role] if self.start_positions and \
+            len(self.start_positions) == nw else None
+        skip = int(known) if known is not None else \
+            max(0, (m - role + nw - 1) // nw) * self.batch_size
+        raw = bad = 0  # stream items consumed by this role; unreadable ones since the last yield
         for epoch in itertools.count():
             mine = self.slot_pairs(epoch, slot, slots)
             rng = np.random.default_rng((self.seed, epoch, slot))
-            count = bad = 0
+            count = 0
             for pos, (key, data) in enumerate(_shuffle(mine, self.buffer, rng)):
-                count += 1
-                if skip:
+                raw += 1
+                count += data is not None
+                if skip:  # replaying what the interrupted run consumed
                     skip -= 1
+                    continue
+                if data is None:  # a shard that failed part-way (logged by slot_pairs)
+                    bad += 1
                     continue
                 try:
                     sample = self.transform(data, np.random.default_rng((self.seed, epoch, slot, pos)))
@@ -140,15 +153,17 @@ class StreamingPairs(IterableDataset):
                     log.warning("skipping unreadable pair %s: %s", key, exc)
                     bad += 1
                     continue
-                sample["index"], sample["skipped"] = -1, bad
+                sample["index"], sample["skipped"], sample["stream_pos"] = -1, bad, raw
                 bad = 0
                 yield sample
             if count == 0:
-                raise DataError(f"streaming reader slot {slot} of {slots}: no pairs in its share of "
-                                f"{len(self.urls)} shard(s) (e.g. {self.urls[0]})")
+                raise DataError(f"streaming reader slot {slot} of {slots}: no readable pairs in its "
+                                f"share of {len(self.urls)} shard(s) (e.g. {self.urls[0]})")
 
     def slot_pairs(self, epoch: int, slot: int, slots: int):
-        """(key, data) of one slot's share of an epoch, before the shuffle buffer."""
+        """(key, data) of one slot's share of an epoch, before the shuffle buffer; a shard that
+        cannot be read (or breaks off) is logged and gives one (url, None) item instead of the
+        rest of its pairs, which the reader counts as unreadable."""
         order = np.random.default_rng((self.seed, epoch)).permutation(len(self.urls))
         if len(self.urls) >= slots:  # split by shard
             urls, keep = [self.urls[k] for k in order[slot::slots]], None
@@ -157,11 +172,17 @@ class StreamingPairs(IterableDataset):
         limit = int(self.holdout * 2**32)
         k = 0
         for url in urls:
-            for key, data in iter_tar_pairs(url):
-                if limit and zlib.crc32(key.encode()) < limit:
-                    continue  # held out (the same rule as index.holdout_rows)
+            try:
+                for key, data in iter_tar_pairs(url):
+                    if limit and zlib.crc32(key.encode()) < limit:
+                        continue  # held out (the same rule as index.holdout_rows)
+                    if keep is None or k % slots == keep:
+                        yield key, data
+                    k += 1
+            except (DataError, OSError) as exc:
+                log.warning("skipping the rest of shard %s: %s", url, exc)
                 if keep is None or k % slots == keep:
-                    yield key, data
+                    yield url, None
                 k += 1
 
 

@@ -45,6 +45,8 @@ def choose_decoder(cfg: DataConfig, device: str) -> tuple[str, str]:
             raise DaliUnavailable("decode='dali' needs a local folder of tar shards, "
                                   f"got {cfg.path!r}")
         return "dali", "decode=dali"
+    if cfg.holdout or cfg.streaming:  # the DALI reader supports neither
+        return "cpu", f"auto: DALI not used ({'holdout' if cfg.holdout else 'streaming'} is set)"
     if ok and local_shards:
         return "dali", "auto: nvidia.dali importable and training on CUDA"
     return "cpu", f"auto: DALI not used ({why if not ok else 'data is not a local shard folder'})"
@@ -53,8 +55,12 @@ def choose_decoder(cfg: DataConfig, device: str) -> tuple[str, str]:
 def train_batches(cfg: DataConfig, *, img_size: int, num_patches: int, num_masked: int,
                   two_views: bool, batch_size: int, rank: int, world: int, seed: int,
                   start_batches: int, device: str, device_id: int = 0,
-                  index_cache: str | Path | None = None) -> BatchSource:
-    """Endless training batches for this rank, starting after ``start_batches`` micro-batches."""
+                  index_cache: str | Path | None = None,
+                  stream_positions: list[int | None] | None = None) -> BatchSource:
+    """Endless training batches for this rank, starting after ``start_batches`` micro-batches.
+
+    ``stream_positions``: for the streaming reader, the ``stream_pos`` of the last sample each
+    worker role had delivered (see :class:`~mimic_fast.data.loader.StreamingPairs`)."""
     from mimic_fast.data import loader as L
 
     decoder, why = choose_decoder(cfg, device)
@@ -78,7 +84,7 @@ def train_batches(cfg: DataConfig, *, img_size: int, num_patches: int, num_maske
     if cfg.streaming or is_url(cfg.path):
         urls = L.list_stream_urls(cfg.path)
         ds = L.StreamingPairs(urls, transform, seed, rank, world, batch_size, start_batches,
-                              cfg.shuffle_buffer, cfg.holdout)
+                              cfg.shuffle_buffer, cfg.holdout, stream_positions)
         log.info("data: streaming %d shard(s) from %s", len(urls), cfg.path)
         return BatchSource(iter(L.make_loader(ds, cfg, batch_size, pin_memory=pin)), "stream",
                            None, masks_in_batch=True)

@@ -68,9 +68,11 @@ def decode_rgb(data: bytes) -> np.ndarray:
     """Encoded image bytes -> RGB uint8 [H, W, 3]; DecodeError when unreadable."""
     import cv2
 
+    from mimic_fast.io.images import jpeg_has_end
+
     if not data:
         raise DecodeError("empty image")
-    if data[:2] == b"\xff\xd8" and data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+    if data[:2] == b"\xff\xd8" and not jpeg_has_end(data):  # trailers after EOI are fine
         raise DecodeError("truncated JPEG (no end-of-image marker)")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:

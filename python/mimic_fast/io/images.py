@@ -10,8 +10,11 @@ Decisions on awkward inputs (documented here because the mining summary relies o
 - grayscale images are converted to RGB (the grey value in all three channels);
 - RGBA / LA images keep their colour channels and drop alpha (no compositing);
 - 16-bit images are scaled to 8 bit by OpenCV's decoder;
-- empty, unreadable, truncated (JPEG without its end marker, PNG without IEND) and too small
-  (shorter side below ``min_side`` pixels) files raise :class:`FrameError`.
+- empty, unreadable, truncated (JPEG without an end marker after its first scan, PNG without
+  IEND), too small (shorter side below ``min_side`` pixels) and too large (over PIL's
+  decompression-bomb limit, 2 x ``PIL.Image.MAX_IMAGE_PIXELS`` ~ 179 M pixels by default, or
+  OpenCV's) files raise :class:`FrameError`, as does any other decoder failure; bytes after a
+  JPEG's end marker (phone-photo trailers) are ignored, as decoders do.
 """
 
 from __future__ import annotations
@@ -42,8 +45,16 @@ def decode_image(path: str | Path, size: int = 224, min_side: int = 32) -> np.nd
 
     A JPEG whose shorter side is at least 2x ``size`` is decoded with OpenCV's reduced
     modes (IDCT scaling: faster and already low-passed), keeping the shorter side >= size.
-    Raises FrameError for empty, unreadable, truncated or too small files.
+    Raises FrameError for empty, unreadable, truncated, too small or too large files.
     """
+    return read_image(path, size, min_side)[0]
+
+
+def read_image(
+    path: str | Path, size: int = 224, min_side: int = 32
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`decode_image` and the picture's full-resolution (h, w) as OpenCV orients it
+    (EXIF rotation applied), which a reduced decode does not show."""
     import cv2
 
     path = Path(path)
@@ -57,17 +68,20 @@ def decode_image(path: str | Path, size: int = 224, min_side: int = 32) -> np.nd
     hw = _header_size(data)
     if hw is not None and min(hw) < min_side:
         raise FrameError(f"image too small: {hw[1]}x{hw[0]} (shorter side < {min_side})")
-    flag = cv2.IMREAD_COLOR
+    flag, factor = cv2.IMREAD_COLOR, 1
     if hw is not None and path.suffix.lower() in _JPEG_EXTENSIONS:
-        flag = _reduced_flag(min(hw), size)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        flag, factor = _reduced_decode(min(hw), size)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    except Exception as exc:  # cv2.error (e.g. over CV_IO_MAX_IMAGE_PIXELS), MemoryError
+        raise FrameError(f"cannot decode image: {_one_line(exc)}") from None
     if img is None or img.size == 0:
         raise FrameError("cannot decode image")
     if min(img.shape[:2]) < min_side:
         raise FrameError(
             f"image too small: {img.shape[1]}x{img.shape[0]} (shorter side < {min_side})"
         )
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), _full_size(img.shape[:2], hw, factor)
 
 
 def to_view(
@@ -127,10 +141,36 @@ def _as_rgb(img: np.ndarray) -> np.ndarray:
 def _check_complete(data: bytes, ext: str) -> None:
     """Catch truncation that decoders paper over (OpenCV fills a cut JPEG with grey)."""
     if data[:2] == b"\xff\xd8" or ext in _JPEG_EXTENSIONS:
-        if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        if not jpeg_has_end(data):
             raise FrameError("truncated JPEG (no end-of-image marker)")
     elif data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
         raise FrameError("truncated PNG (no IEND chunk)")
+
+
+def jpeg_has_end(data: bytes) -> bool:
+    """Whether an end-of-image marker follows the start of the image's first scan.
+
+    Not "the file ends with FF D9": phone photos often carry trailers after it (motion-photo
+    video, maker data), which decoders ignore. The header segments are walked to the first
+    scan so that the EOI of an EXIF thumbnail (inside APP1, before the scan) does not count;
+    inside scan data FF D9 cannot occur (0xFF bytes are stuffed). A header that cannot be
+    walked falls back to the first FF DA anywhere.
+    """
+    sos, i = -1, 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xDA:
+            sos = i
+            break
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            i += 2
+        else:
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    if sos < 0:
+        sos = data.find(b"\xff\xda")
+    return sos >= 0 and data.find(b"\xff\xd9", sos + 2) >= 0
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
@@ -141,11 +181,17 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
+        return None  # not a format PIL knows (or a broken one): OpenCV decides
+    except Image.DecompressionBombError as exc:  # over PIL's MAX_IMAGE_PIXELS x 2
+        raise FrameError(f"image too large: {_one_line(exc)}") from None
+    except Exception as exc:  # a PIL plugin failing otherwise must not fail the whole source
+        raise FrameError(f"cannot read image header: {type(exc).__name__}: "
+                         f"{_one_line(exc)}") from None
     return h, w
 
 
-def _reduced_flag(short_side: int, size: int) -> int:
+def _reduced_decode(short_side: int, size: int) -> tuple[int, int]:
+    """(imdecode flag, scale-down factor) keeping the shorter side >= size."""
     import cv2
 
     for factor, flag in (
@@ -154,5 +200,26 @@ def _reduced_flag(short_side: int, size: int) -> int:
         (2, cv2.IMREAD_REDUCED_COLOR_2),
     ):
         if short_side // factor >= size:
-            return flag
-    return cv2.IMREAD_COLOR
+            return flag, factor
+    return cv2.IMREAD_COLOR, 1
+
+
+def _full_size(decoded: tuple[int, int], header: tuple[int, int] | None,
+               factor: int) -> tuple[int, int]:
+    """The picture's (h, w) at full resolution, oriented like the decoded array.
+
+    A reduced decode is 1/factor of it (libjpeg rounds each side up); the header size is
+    the stored one, which OpenCV transposes when it applies an EXIF rotation.
+    """
+    h, w = (int(s) for s in decoded)
+    if factor == 1 or header is None:
+        return h, w
+    full_h, full_w = header
+    scaled = (-(-full_h // factor), -(-full_w // factor))
+    if (h, w) != scaled and (w, h) == scaled:
+        return full_w, full_h  # rotated by 90 degrees on decoding
+    return full_h, full_w
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

@@ -5,10 +5,12 @@ scene (a group), or one CSV list of candidate pairs. ``discover`` turns inputs i
 de-duplicated list of sources plus {input, error} records for inputs that resolve to nothing.
 
 ``kind="auto"``: a file with a video extension is a video, a ``.csv`` is a list, any other
-file is tried as a video (so a non-video file is reported, not ignored); a folder that holds
-images is one frame folder; a folder without images is searched recursively, every video,
-CSV and image-holding folder below it becoming a source. With an explicit kind, files and
-folders are taken as that kind (folders are searched for that kind's sources).
+file is tried as a video (so a non-video file is reported, not ignored); a folder is searched
+recursively, every video, CSV and image-holding folder in it becoming a source. A folder that
+holds images is ONE frame folder: its subfolders (thumbnails, masks, ...) are not searched;
+videos and CSVs beside its images are still sources. With an explicit kind, files and folders
+are taken as that kind (folders are searched for that kind's sources; for frames and group,
+again without descending into a folder that holds images).
 """
 
 from __future__ import annotations
@@ -70,10 +72,9 @@ def _from_folder(root: Path, kind: str) -> list[Source]:
         dirnames.sort()
         files = sorted(filenames)
         has_images = any(is_image_path(f) for f in files)
-        if kind in ("frames", "group") and has_images:
-            out.append(Source(dirpath, kind))
-        elif kind == "auto" and has_images:
-            out.append(Source(dirpath, "frames"))
+        if kind in ("auto", "frames", "group") and has_images:
+            out.append(Source(dirpath, "frames" if kind == "auto" else kind))
+            dirnames.clear()  # a folder of images is one source, not a tree of them
         for f in files:
             p = os.path.join(dirpath, f)
             if kind in ("auto", "video") and is_video_path(f):

@@ -61,7 +61,8 @@ def _register_mine(subparsers) -> None:
     p.add_argument("--static-fraction", type=float, default=C.static_fraction,
                    help="static-camera test threshold (0 = off, as published)")
     p.add_argument("--jpeg-quality", type=int, default=C.jpeg_quality)
-    p.add_argument("--seed", type=int, default=C.seed)
+    p.add_argument("--seed", type=int, default=C.seed,
+                   help="key of the patch-overlap sample points (RANSAC needs none)")
     p.add_argument("--workers", type=int, default=1, help="local engine processes")
     p.add_argument("--engine", default="local", choices=("local", "ray"))
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local)")

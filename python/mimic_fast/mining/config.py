@@ -37,7 +37,7 @@ class MineConfig:
     high: float = 0.75
     static_fraction: float = 0.1  # static-camera test (0 = off); see mining.evaluate.verdict
     static_min: int = 5
-    seed: int = 0  # patch_overlap sampling key and RANSAC seed base
+    seed: int = 0  # patch_overlap sampling key (only that: OpenCV's RANSAC is deterministic)
     jpeg_quality: int = 95
 
     def __post_init__(self) -> None:

@@ -5,7 +5,8 @@
   bounded submission, one core per worker. A worker that dies (e.g. a decoder segfault)
   breaks the pool; its in-flight sources are retried one by one in fresh single-process
   pools so the culprit is found and recorded as failed, the others finish normally.
-- ``run_ray``: one Ray task per source (num_cpus=1); a task whose worker dies twice is
+- ``run_ray``: one Ray task per source (num_cpus=1); a task whose worker dies twice, or
+  that Ray fails otherwise (any ``RayError``: out of memory, node died, object lost), is
   recorded as failed. Workers write the dataset folder directly, so on a multi-node cluster
   it must be on a shared filesystem.
 
@@ -57,7 +58,8 @@ def _run_pool(tasks: list[SourceTask], workers: int, on_done: OnDone) -> list[So
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["mimic_fast.mining.worker"])
     todo = list(reversed(tasks))
-    running: dict = {}
+    running: dict = {}  # future -> task, until its manifest is handed to on_done
+    completed = 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
         try:
             while todo or running:
@@ -65,11 +67,22 @@ def _run_pool(tasks: list[SourceTask], workers: int, on_done: OnDone) -> list[So
                     running[pool.submit(process_source, todo[-1])] = todo[-1]
                     todo.pop()
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = False
                 for fut in sorted(done, key=lambda f: running[f].index):
-                    running.pop(fut)
-                    on_done(fut.result())
+                    try:
+                        manifest = fut.result()
+                    except BrokenProcessPool:
+                        broken = True  # stays in `running`: the culprit is among these
+                        continue
+                    del running[fut]
+                    completed += 1
+                    on_done(manifest)
+                if broken:
+                    raise BrokenProcessPool("a worker process died")
         except BrokenProcessPool:
-            if not running:
+            # A pool that finished nothing may never have had a working process; a crashing
+            # source looks the same, so ask a fresh process to do nothing at all.
+            if not completed and not _workers_can_start(ctx):
                 raise RuntimeError(
                     "the worker processes could not start (a script using the local engine "
                     "with workers > 1 needs an `if __name__ == '__main__':` guard)") from None
@@ -83,6 +96,15 @@ def _run_pool(tasks: list[SourceTask], workers: int, on_done: OnDone) -> list[So
                 fut.cancel()
             raise
     return []
+
+
+def _workers_can_start(ctx) -> bool:
+    try:
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker) as pool:
+            pool.submit(int).result()
+    except BrokenProcessPool:
+        return False
+    return True
 
 
 def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> None:
@@ -101,7 +123,7 @@ def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> No
             ref = ready[0]
             try:
                 manifest = ray.get(ref)
-            except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError) as exc:
+            except ray.exceptions.RayError as exc:  # crashed, OOM-killed, node died, lost...
                 manifest = failed_manifest(refs[ref], f"Ray task failed: {type(exc).__name__}")
             on_done(manifest)
     except BaseException:

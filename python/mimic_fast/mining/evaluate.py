@@ -6,7 +6,6 @@ batch is ONE ``mimic_fast.patch_overlap`` call.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,13 +46,6 @@ class Candidate:
         return self.reason == ACCEPTED
 
 
-def pair_seed(seed: int, i: int, j: int) -> int:
-    """RANSAC seed of the pair of frames (i, j): a function of the pair only, not of the
-    order or process it runs in."""
-    digest = hashlib.blake2b(f"{seed}:{i}:{j}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "little") & 0x7FFFFFFF
-
-
 def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]:
     """Candidates for (view 1, view 2) pairs, in the given order, with their verdicts."""
     import mimic_fast
@@ -66,8 +58,7 @@ def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]
         if c.matches <= cfg.min_matches:
             continue
         xy1, xy2 = c.v1.features.xy[idx[:, 0]], c.v2.features.xy[idx[:, 1]]
-        H, inlier = ransac_homography(xy1, xy2, cfg.ransac_threshold,
-                                      pair_seed(cfg.seed, c.v1.index, c.v2.index))
+        H, inlier = ransac_homography(xy1, xy2, cfg.ransac_threshold)  # deterministic
         c.inliers = int(inlier.sum())
         if H is None:
             c.reason = NO_HOMOGRAPHY

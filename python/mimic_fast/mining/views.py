@@ -15,7 +15,7 @@ import numpy as np
 
 from mimic_fast.features.sift import Features, sift_rgb
 from mimic_fast.io.frames import list_images
-from mimic_fast.io.images import FrameError, decode_image, to_view
+from mimic_fast.io.images import FrameError, read_image, to_view
 from mimic_fast.io.video import sample_video
 from mimic_fast.mining.config import MineConfig
 
@@ -26,19 +26,22 @@ class View:
     # folder listing (frames, group), position in first-appearance order (list)
     rgb: np.ndarray  # [size, size, 3] uint8, what SIFT saw and what gets stored
     features: Features
-    original_hw: tuple[int, int]  # (h, w) of the decoded frame before resizing
+    original_hw: tuple[int, int]  # (h, w) of the frame at full resolution (a JPEG may have
+    # been decoded at 1/2..1/8 of it), before resizing
     time: float | None = None  # seconds (video)
     path: str | None = None  # file (frames, group, list)
 
 
-def make_view(rgb: np.ndarray, cfg: MineConfig, index: int, **where) -> View:
+def make_view(rgb: np.ndarray, cfg: MineConfig, index: int,
+              original_hw: tuple[int, int] | None = None, **where) -> View:
     v = to_view(rgb, cfg.size, cfg.resize, cfg.interpolation)
-    return View(index, v, sift_rgb(v), tuple(int(s) for s in rgb.shape[:2]), **where)
+    hw = original_hw or tuple(int(s) for s in rgb.shape[:2])
+    return View(index, v, sift_rgb(v), hw, **where)
 
 
 def view_from_file(path: str | Path, cfg: MineConfig, index: int) -> View:
-    rgb = decode_image(path, cfg.size, cfg.min_side)
-    return make_view(rgb, cfg, index, path=str(path))
+    rgb, hw = read_image(path, cfg.size, cfg.min_side)
+    return make_view(rgb, cfg, index, hw, path=str(path))
 
 
 def video_views(path: str, cfg: MineConfig, errors: list[dict]) -> Iterator[View]:

@@ -102,7 +102,9 @@ def process_source(task: SourceTask) -> dict:
 
 
 def failed_manifest(task: SourceTask, error: str) -> dict:
-    """Manifest for a source whose worker died (written by the driver)."""
+    """Manifest for a source whose worker died (written by the driver). A shard of the source
+    left by an earlier run is deleted first, as ShardWriter.abort does."""
+    (Path(task.out) / shard_name(task.index)).unlink(missing_ok=True)
     manifest = {
         "index": task.index, "source": task.source.as_dict(), "status": "failed",
         "error": error, "shard": None, "frames": 0, "candidates": 0, "accepted": 0,

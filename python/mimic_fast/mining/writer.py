@@ -15,14 +15,17 @@ Layout of a dataset folder ``DIR`` (everything a reader needs is in the tar shar
                              {"key", "shard", "source", "kind", "frames": [i, j], "overlap",
                              "inliers", "matches"}.
     DIR/summary.json         counts of the whole dataset (see :func:`mimic_fast.mining.run.mine`):
-                             sources, sources_failed, sources_skipped (finished by an earlier
-                             run), frames, candidates, accepted, rejected {reason: count},
+                             sources, sources_done, sources_failed, sources_skipped (finished
+                             by an earlier run), sources_pending (not finished: a stopped run),
+                             frames, candidates, accepted, rejected {reason: count},
                              errors [{input, error}], shards [names], seconds (this run's wall
                              time), candidates_per_second (candidates computed by this run /
                              seconds), engine, workers.
     DIR/_done/source-NNNNNN.json  per-source manifest ("done" or "failed"), written after the
-                             source's shard is in place; what reruns skip on. Holds the source's
-                             counts, errors, index rows and every candidate's overlap (stats).
+                             source's shard is in place (a failed source has no shard: any
+                             earlier one is deleted first); what reruns skip on. Holds the
+                             source's counts, errors, index rows and every candidate's overlap
+                             (stats).
 
 Each sample in a shard is three tar members, in this order, with key
 ``<source id>-<frame i, 6+ digits>-<frame j, 6+ digits>`` (source id = 16 hex digits of
@@ -35,7 +38,9 @@ sha1("<kind>:<absolute path>"); no dots, so WebDataset splits ``key.ext`` correc
                    name-sorted folder for frames/group; first-appearance positions for a list),
                    "times": [t_i, t_j] seconds (video) or null,
                    "paths": [p_i, p_j] image files (frames/group/list) or null,
-                   "original_size": [[h, w], [h, w]] decoded frames before resizing,
+                   "original_size": [[h, w], [h, w]] frames at full resolution (image
+                        files: as decoded, EXIF rotation applied; a large JPEG's size even
+                        when it was decoded at 1/2..1/8), before resizing,
                    "image_size": [h, w] of the stored views, "patch_size": 16,
                    "resize": "squash"|"crop",
                    "H": 3x3 list, maps view-1 (0.jpg) pixel (x, y) to view-2 (1.jpg) pixel,
@@ -131,7 +136,8 @@ def remove_stale_temporaries(out: Path) -> int:
 
 class ShardWriter:
     """One source's shard: samples are streamed into a temporary tar, which ``commit``
-    renames to its final name (or deletes, with any stale final shard, if it got no sample).
+    renames to its final name (or deletes, with any stale final shard, if it got no sample);
+    ``abort`` deletes both too.
     """
 
     def __init__(self, final_path: Path):
@@ -171,8 +177,12 @@ class ShardWriter:
         return self.final.name
 
     def abort(self) -> None:
+        """Drop the shard of a failed source, and any final shard an earlier run left (a run
+        killed between the shard's rename and its manifest): readers take every pairs-*.tar,
+        so none may stay without a "done" manifest."""
         try:
             self._tar.close()
             self._file.close()
         finally:
             self.tmp.unlink(missing_ok=True)
+            self.final.unlink(missing_ok=True)

@@ -6,7 +6,9 @@
      "step": optimizer steps done, "model": state_dict (unwrapped, uncompiled),
      "optimizer": state_dict, "schedule": {"peak_lr", "warmup", "total", "min_lr"},
      "data": {"micro_batches": consumed per rank, "batch_size", "world_size", "num_workers",
-              "reader", "samples": pairs seen (all ranks), "skipped"},
+              "reader", "samples": pairs seen (all ranks), "skipped",
+              "fingerprint": the dataset's content (resume refuses other data),
+              "stream_pos": streaming reader: [per rank: [per worker: stream items consumed]]},
      "rng": [per rank: {"python", "numpy", "torch", "cuda"}], "config": TrainConfig dict}
 
 It is written to a temporary file in the same folder, flushed and fsynced, then renamed over

@@ -3,6 +3,9 @@
 On a rerun into an existing run folder the saved config wins, except for the fields in
 :data:`MAY_CHANGE` (how long and how to run, not what is trained); any other difference is
 refused with the list of differences, so a resume can never silently train something else.
+``data.path`` may change so that a dataset can move, but the checkpoint records a fingerprint
+of the dataset's content (:func:`mimic_fast.data.index.dataset_fingerprint`) and a resume on
+other data is refused.
 """
 
 from __future__ import annotations

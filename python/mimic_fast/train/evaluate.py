@@ -13,6 +13,7 @@ No augmentation. Reported, averaged over pairs:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from mimic_fast.data.index import open_index, split as split_index
-from mimic_fast.data.loader import PairDataset
+from mimic_fast.data.loader import PairDataset, make_loader
 from mimic_fast.data.transforms import PairTransform, denormalize, normalize
 from mimic_fast.train import checkpoint as ckpt_io
 from mimic_fast.train.config import TrainConfig
@@ -76,8 +77,9 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "auto
     mc = model.cfg
     transform = PairTransform(mc.img_size, mc.num_patches, mc.num_masked, two_views)
     dataset = PairDataset(index, transform, seed, key_by="key")
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)
+    # make_loader: forkserver workers (the model, maybe on CUDA, is set up by now); in order.
+    loader = make_loader(dataset, dataclasses.replace(cfg.data, num_workers=num_workers),
+                         batch_size, drop_last=False)
     bf16 = dev.type == "cuda"
     losses, pixel, keys, grid_rows = [], [], [], []
     for batch in loader:

@@ -45,8 +45,17 @@ class MetricsLog:
         if self.path.exists():  # drop lines logged after the checkpoint we resume from
             from mimic_fast.train.checkpoint import write_text_atomic
 
-            keep = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= start_step]
+            keep = []
+            for line in self.path.read_text().splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    step = json.loads(line)["step"]
+                except (ValueError, KeyError, TypeError):  # a crash mid-append: drop the rest
+                    log.warning("%s: dropping an unreadable line and what follows it", self.path)
+                    break
+                if step <= start_step:
+                    keep.append(line)
             write_text_atomic(self.path, "".join(line + "\n" for line in keep))
         try:
             from torch.utils.tensorboard import SummaryWriter

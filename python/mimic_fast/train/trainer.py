@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mimic_fast.data.index import dataset_fingerprint
 from mimic_fast.data.pipeline import train_batches
 from mimic_fast.data.transforms import normalize
 from mimic_fast.train import checkpoint as ckpt_io
@@ -131,6 +132,9 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
     np.random.seed((cfg.seed + info.rank) % 2**32)
     torch.manual_seed(cfg.seed + info.rank)
     step, micro_batches, samples, skipped_total = 0, 0, 0, 0
+    workers = max(1, cfg.data.num_workers)  # loader workers: batch b comes from worker b % workers
+    stream_pos: list[int | None] = [None] * workers  # per worker role (streaming reader only)
+    saved_fingerprint = None
     ckpt_path = out / ckpt_io.NAME
     if ckpt_path.is_file():
         state = ckpt_io.load(ckpt_path)
@@ -139,7 +143,11 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
         step = state["step"]
         schedule = state["schedule"] | {"total": cfg.optim.schedule_steps}
         d = state["data"]
+        saved_fingerprint = d.get("fingerprint")  # None: a checkpoint from before fingerprints
         micro_batches = d["micro_batches"] * d["world_size"] // info.world
+        if d.get("stream_pos") and d["world_size"] == info.world and \
+                max(1, d["num_workers"]) == workers:
+            stream_pos = list(d["stream_pos"][info.rank])
         samples, skipped_total = d["samples"], d["skipped"]
         if d["world_size"] != info.world:
             log.warning("world size changed %d -> %d: the data order continues approximately",
@@ -154,24 +162,31 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
     if step >= cfg.max_steps:
         log.info("%s is already at step %d >= max_steps %d: nothing to do", out, step, cfg.max_steps)
         return {"step": step, "max_steps": cfg.max_steps, "last": None, "world_size": info.world}
+    fingerprint = dataset_fingerprint(cfg.data.path)
+    if saved_fingerprint not in (None, fingerprint):
+        raise ValueError(
+            f"the dataset at {cfg.data.path} is not the one run {out} was trained on (shards or "
+            f"CSV differ: fingerprint {fingerprint}, the run's {saved_fingerprint}); resuming "
+            "would continue the data order into other data. Point --data at the original "
+            "dataset (it may have moved) or use a new --out")
 
     index_cache = out / "data-index.npz"
     if info.is_main:  # build (or check) the index once, the other ranks load it
         _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=True)
     distributed.barrier(info)
-    batches = _batches(cfg, model, two_views, info, micro_batches, index_cache)
+    batches = _batches(cfg, model, two_views, info, micro_batches, index_cache, stream_pos=stream_pos)
     generator = None
     if not batches.masks_in_batch:
         generator = torch.Generator(device=device)
         generator.manual_seed(cfg.seed * 1_000_003 + info.rank * 7919 + step)
 
-    net = model
-    if cfg.compile:
-        net = torch.compile(model)
+    net = ddp = model  # `model` stays the raw module: its state_dict is what is saved
     if info.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[info.local_rank] if device.type == "cuda" else None,
+        net = ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.local_rank] if device.type == "cuda" else None,
             find_unused_parameters=False, gradient_as_bucket_view=True)
+    if cfg.compile:  # compile(DDP(m)): dynamo splits the graph at DDP's buckets (overlap kept)
+        net = torch.compile(net)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     flops = model.flops_per_sample() if hasattr(model, "flops_per_sample") else None
     peak = peak_flops(device, cfg.peak_tflops)
@@ -196,8 +211,10 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
             for micro in range(cfg.accum):
                 batch = next(batches)
                 window_skipped += int(batch["skipped"].sum())  # a CPU tensor: no device sync
+                if "stream_pos" in batch:
+                    stream_pos[micro_batches % workers] = int(batch["stream_pos"][-1])
                 sync = info.world == 1 or micro == cfg.accum - 1
-                ctx = contextlib.nullcontext() if sync else net.no_sync()
+                ctx = contextlib.nullcontext() if sync else ddp.no_sync()
                 with ctx:
                     loss = forward_loss(net, batch, device, two_views, autocast, generator)
                     (loss / cfg.accum).backward()
@@ -239,12 +256,9 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
                 window_steps, window_skipped, t_last = 0, 0, now
             if due_ckpt:
                 _save(ckpt_path, model, optimizer, step, schedule, micro_batches, samples,
-                      skipped_total, cfg, info, batches.reader)
+                      skipped_total, cfg, info, batches.reader, fingerprint, stream_pos)
                 if cfg.keep_every and step % cfg.keep_every == 0 and info.is_main:
-                    import shutil
-
-                    (out / "checkpoints").mkdir(exist_ok=True)
-                    shutil.copyfile(ckpt_path, out / "checkpoints" / f"step-{step:08d}.pt")
+                    _keep_copy(ckpt_path, out / "checkpoints" / f"step-{step:08d}.pt")
                 t_last = time.perf_counter()  # do not count the checkpoint in pairs/s
     finally:
         bar.close()
@@ -252,7 +266,18 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
     return _summary(out, cfg, step, last, batches.pairs, info)
 
 
-def _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=False):
+def _keep_copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically (a temporary file beside ``dst``, then renamed)."""
+    import shutil
+
+    def copy(f):
+        with open(src, "rb") as s:
+            shutil.copyfileobj(s, f, 1 << 24)
+
+    ckpt_io.write_bytes_atomic(dst, copy)
+
+
+def _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=False, stream_pos=None):
     if dry:  # only builds/validates the index cache (local shard folders)
         from mimic_fast.data.index import is_url, open_index
 
@@ -264,7 +289,8 @@ def _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=False)
                          num_masked=mcfg.num_masked, two_views=two_views,
                          batch_size=cfg.batch_size, rank=info.rank, world=info.world,
                          seed=cfg.seed, start_batches=micro_batches, device=info.device.type,
-                         device_id=info.local_rank, index_cache=index_cache)
+                         device_id=info.local_rank, index_cache=index_cache,
+                         stream_positions=stream_pos)
 
 
 def _reduce(loss_sum, skipped: int, bad_step, info) -> tuple[float, int, int]:
@@ -285,8 +311,10 @@ def _check_skips(skipped: int, samples: int, cfg: TrainConfig) -> None:
                         f"limit ({cfg.data.max_skip_fraction:.1%}); the dataset looks corrupt")
 
 
-def _save(path, model, optimizer, step, schedule, micro_batches, samples, skipped, cfg, info, reader):
-    rngs = distributed.all_gather_object(ckpt_io.rng_state(), info)
+def _save(path, model, optimizer, step, schedule, micro_batches, samples, skipped, cfg, info, reader,
+          fingerprint, stream_pos):
+    gathered = distributed.all_gather_object((ckpt_io.rng_state(), stream_pos), info)
+    rngs = [g[0] for g in gathered]
     if not info.is_main:
         return
     ckpt_io.save(path, {
@@ -294,7 +322,8 @@ def _save(path, model, optimizer, step, schedule, micro_batches, samples, skippe
         "schedule": schedule,
         "data": {"micro_batches": micro_batches, "batch_size": cfg.batch_size,
                  "world_size": info.world, "num_workers": cfg.data.num_workers, "reader": reader,
-                 "samples": samples, "skipped": skipped},
+                 "samples": samples, "skipped": skipped, "fingerprint": fingerprint,
+                 "stream_pos": [g[1] for g in gathered] if reader == "stream" else None},
         "rng": rngs, "config": cfg.to_dict(),
     })
     log.debug("checkpoint at step %d -> %s", step, path)
