@@ -158,7 +158,7 @@ def main() -> int:
     # Enough work (about 650 candidates) that the process pool's start-up does not dominate.
     ap.add_argument("--sources", type=int, default=16)
     ap.add_argument("--frames", type=int, default=40)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--baseline-pairs", type=int, default=30)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--out", type=Path,
@@ -191,12 +191,17 @@ def main() -> int:
               f"{summary['accepted']} accepted")
 
         runs = {}
+        # Interleaved (1, 2, 1, 2, ...) so that a drift in the machine's speed (shared vCPUs)
+        # does not land on one side of the comparison.
+        times: dict[int, list[float]] = {1: [], 2: []}
         for workers in (1, 2):
             timed_mine(inputs, tmp / "warm", cfg, workers)  # warm-up (page cache, pool start)
-            times = [timed_mine(inputs, tmp / f"w{workers}", cfg, workers)[0]
-                     for _ in range(args.repeats)]
-            med = statistics.median(times)
-            runs[workers] = {"seconds": times, "median_s": med,
+        for _ in range(args.repeats):
+            for workers in (1, 2):
+                times[workers].append(timed_mine(inputs, tmp / f"w{workers}", cfg, workers)[0])
+        for workers, seconds in times.items():
+            med = statistics.median(seconds)
+            runs[workers] = {"seconds": seconds, "median_s": med,
                              "candidates_per_s": n_cand / med,
                              "accepted_per_s": summary["accepted"] / med,
                              "ms_per_candidate": 1e3 * med / n_cand}
