@@ -3,14 +3,13 @@ good checkpoint."""
 
 from __future__ import annotations
 
-import io
 import logging
 import shutil
-import tarfile
 
 import pytest
 import torch
 from run_helpers import metrics, run_cli, train_args
+from shard_tools import read_members, write_tar
 
 from mimic_fast.train import checkpoint as ckpt_io
 from mimic_fast.train import trainer
@@ -19,16 +18,11 @@ from mimic_fast.train import trainer
 def _corrupt_one_view(dataset, out):
     data = shutil.copytree(dataset, out)
     shard = next(data.glob("*.tar"))
-    with tarfile.open(shard) as tar:
-        members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    members = read_members(shard)
     name, payload = members[4]  # sample 1, view 1
     assert name.endswith(".1.jpg")
     members[4] = (name, payload[:300])  # a truncated JPEG
-    with tarfile.open(shard, "w") as tar:
-        for name, payload in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
+    write_tar(shard, members)
     return data
 
 

@@ -3,14 +3,13 @@ path, exact streaming resume after unreadable samples, atomic kept checkpoints, 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
-import tarfile
 
 import pytest
 from run_helpers import losses, metrics, run_cli, train_args
+from shard_tools import read_members, write_tar
 
 from mimic_fast.train import checkpoint as ckpt_io
 from mimic_fast.train import trainer
@@ -35,13 +34,7 @@ def test_resume_on_other_data_is_refused_but_a_moved_dataset_is_fine(mined_tum, 
     assert run_cli(train_args(moved, run, steps=3)) == 0  # same content, new place: resumes
     assert ckpt_io.load(run)["step"] == 3
     shard = next(moved.glob("*.tar"))
-    with tarfile.open(shard) as tar:
-        members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
-    with tarfile.open(shard, "w") as tar:  # other data under the same names (one sample less)
-        for name, payload in members[3:]:
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
+    write_tar(shard, read_members(shard)[3:])  # other data under the same names (one sample less)
     with caplog.at_level(logging.ERROR):
         assert run_cli(train_args(moved, run, steps=4)) == 2
     assert "is not the one run" in caplog.text
@@ -51,16 +44,11 @@ def test_resume_on_other_data_is_refused_but_a_moved_dataset_is_fine(mined_tum, 
 def _corrupt_views(dataset, out, samples=(1, 3)):
     data = shutil.copytree(dataset, out)
     shard = next(data.glob("*.tar"))
-    with tarfile.open(shard) as tar:
-        members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    members = read_members(shard)
     for k in samples:
         name, payload = members[3 * k]
         members[3 * k] = (name, payload[:300])  # a truncated JPEG
-    with tarfile.open(shard, "w") as tar:
-        for name, payload in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
+    write_tar(shard, members)
     return data
 
 
