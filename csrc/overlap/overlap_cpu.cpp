@@ -62,7 +62,7 @@ int32_t match_direction(const double* H, const PatchGrid& src, const PatchGrid& 
     const double* xs = table.x.data() + static_cast<size_t>(s) * samples;
     const double* ys = table.y.data() + static_cast<size_t>(s) * samples;
     label_samples(H, xs, ys, samples, tgt, patch, labels);
-    // Most patches land whole in one target patch (or wholly out): no vote needed then.
+    // A patch landing whole in one target patch (or wholly out) needs no vote.
     int32_t differing = 0;
     for (int32_t i = 1; i < samples; ++i) differing += labels[i] != labels[0];
     const int32_t t = differing == 0 ? labels[0] : vote_patch(BufferLabels{labels}, samples);
