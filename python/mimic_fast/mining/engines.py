@@ -2,13 +2,14 @@
 
 - ``run_serial``: in this process (local engine with one worker; easiest to debug).
 - ``run_local``: a process pool (forkserver: workers start clean, no inherited threads),
-  bounded submission, one core per worker. A worker that dies (e.g. a decoder segfault)
-  breaks the pool; its in-flight sources are retried one by one in fresh single-process
-  pools so the culprit is found and recorded as failed, the others finish normally.
-- ``run_ray``: one Ray task per source (num_cpus=1); a task whose worker dies twice, or
-  that Ray fails otherwise (any ``RayError``: out of memory, node died, object lost), is
-  recorded as failed. Workers write the dataset folder directly, so on a multi-node cluster
-  it must be on a shared filesystem.
+  bounded submission, one core per worker, largest sources first (:mod:`.schedule`). A
+  worker that dies (e.g. a decoder segfault) breaks the pool; its in-flight sources are
+  retried one by one in fresh single-process pools so the culprit is found and recorded as
+  failed, the others finish normally.
+- ``run_ray``: one Ray task per source (num_cpus=1), submitted largest first; a task whose
+  worker dies twice, or that Ray fails otherwise (any ``RayError``: out of memory, node
+  died, object lost), is recorded as failed. Workers write the dataset folder directly, so
+  on a multi-node cluster it must be on a shared filesystem.
 
 ``on_done(manifest)`` is called in the driver for every finished source; if it raises, the
 run stops there (what landed stays landed; a rerun continues).
@@ -22,6 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
+from mimic_fast.mining.schedule import largest_first
 from mimic_fast.mining.worker import SourceTask, failed_manifest, init_worker, process_source
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ def run_local(tasks: list[SourceTask], workers: int, on_done: OnDone) -> None:
     if workers <= 1 or len(tasks) <= 1:
         run_serial(tasks, on_done)
         return
-    suspects = _run_pool(tasks, min(workers, len(tasks)), on_done)
+    suspects = _run_pool(largest_first(tasks), min(workers, len(tasks)), on_done)
     for task in suspects:  # each alone, so a crash names its source
         if _run_pool([task], 1, on_done):
             on_done(failed_manifest(task, "worker process died while mining this source"))
@@ -115,7 +117,7 @@ def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> No
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1, max_retries=1)(_ray_process_source)
-    refs = {remote.remote(t): t for t in tasks}
+    refs = {remote.remote(t): t for t in largest_first(tasks)}
     pending = list(refs)
     try:
         while pending:

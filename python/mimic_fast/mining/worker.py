@@ -34,13 +34,17 @@ class SourceTask:
 
 
 def init_worker() -> None:
-    """One core per worker: no nested OpenMP / OpenCV threading."""
+    """One core per worker: no nested OpenMP / OpenCV threading; and freed heap memory is
+    kept for the next frame (see :mod:`mimic_fast._allocator`; in the serial engine this
+    applies to the calling process, for good)."""
     import cv2
 
     import mimic_fast
+    from mimic_fast._allocator import retain_freed_memory
 
     mimic_fast.set_num_threads(1)
     cv2.setNumThreads(1)
+    retain_freed_memory()
 
 
 def candidates(source: Source, cfg: MineConfig, errors: list[dict]) -> Iterator[Candidate]:

@@ -1,0 +1,34 @@
+"""The order in which parallel engines hand out sources: largest first.
+
+A run ends when its last source does, so a big video started last keeps one worker busy
+while the others idle. Handing out the largest sources first (LPT scheduling) leaves only
+small ones for the end. Work is estimated by input bytes: a video's or CSV's file size, a
+folder's image bytes. On the generated bench_mining input the bytes of a frame folder
+correlate 0.91 with its mining time (JPEG size follows texture, and so does the SIFT
+keypoint count). The order changes nothing in the dataset: shards are named by source index.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mimic_fast.io.images import is_image_path
+from mimic_fast.io.sources import Source
+
+
+def input_bytes(source: Source) -> int:
+    """Bytes a source reads (0 when it cannot be read: it will fail fast anyway)."""
+    try:
+        if source.kind in ("frames", "group"):
+            with os.scandir(source.path) as entries:
+                return sum(e.stat().st_size for e in entries
+                           if is_image_path(e.name) and e.is_file())
+        return os.stat(source.path).st_size
+    except OSError:
+        return 0
+
+
+def largest_first(tasks: list) -> list:
+    """``tasks`` (anything with ``.source`` and ``.index``) by estimated work, largest first;
+    ties keep index order."""
+    return sorted(tasks, key=lambda t: (-input_bytes(t.source), t.index))
