@@ -1,4 +1,4 @@
-"""CLI: ``mimic-fast mine | show | stats | export-mimic | import-mimic``.
+"""CLI: ``mimic-fast mine | show | stats | pack | export-mimic | import-mimic``.
 
 Heavy imports (cv2, ray) happen inside the command functions so ``mimic-fast --help`` is fast.
 """
@@ -26,6 +26,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="histogram PNG (default DATASET/overlap_hist.png)")
     p.set_defaults(func=cmd_stats)
+
+    p = subparsers.add_parser(
+        "pack", help="copy a mined dataset into shards of N pairs (mining writes one per source)")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("out", type=Path, help="new dataset folder")
+    p.add_argument("--pairs-per-shard", type=int, default=1000)
+    p.set_defaults(func=cmd_pack)
 
     p = subparsers.add_parser("export-mimic", help="write a dataset in the published layout")
     p.add_argument("dataset", type=Path)
@@ -145,6 +152,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
     overlap_histogram(np.array(cands, float), acc, out, mining.get("low", 0.5),
                       mining.get("high", 0.75), title=f"{args.dataset.name}: patch overlap")
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from mimic_fast.mining.pack import PackError, pack
+
+    try:
+        summary = pack(args.dataset, args.out, args.pairs_per_shard)
+    except (PackError, ValueError, FileNotFoundError) as exc:
+        print(f"mimic-fast pack: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"packed {summary['accepted']} pairs into {len(summary['shards'])} shards in "
+          f"{args.out}")
     return 0
 
 

@@ -125,6 +125,10 @@ def _check_or_write_config(out, inputs, sources, config, options) -> None:
     }
     if path.is_file():
         have = json.loads(path.read_text())
+        if have.get("packed"):
+            raise DatasetMismatch(
+                f"{out} is a packed copy of {have['packed'].get('from')}; mine into that "
+                "dataset and pack it again")
         for field in ("format", "mining", "sources"):
             if have.get(field) != want[field]:
                 raise DatasetMismatch(

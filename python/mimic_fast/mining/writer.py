@@ -11,6 +11,9 @@ Layout of a dataset folder ``DIR`` (everything a reader needs is in the tar shar
     DIR/pairs-NNNNNN.tar     one WebDataset shard per source that yielded at least one pair;
                              NNNNNN = the source's index in config.json "sources" (zero-padded,
                              6 digits), so numbers have gaps where a source gave no pair.
+                             (``mimic-fast pack`` copies a dataset into shards of N pairs
+                             numbered 0, 1, ...; config.json then has "packed": {"from",
+                             "pairs_per_shard"}; see :mod:`mimic_fast.mining.pack`.)
     DIR/index.jsonl          one JSON object per pair, ordered by source index, then by frames:
                              {"key", "shard", "source", "kind", "frames": [i, j], "overlap",
                              "inliers", "matches"}.
