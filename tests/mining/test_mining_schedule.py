@@ -1,4 +1,5 @@
-"""Largest sources are handed out first; unreadable ones sort last instead of failing."""
+"""Largest sources are handed out first (CSV lists, of unknown work, before all); unreadable
+ones sort last instead of failing."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def test_input_bytes_counts_a_folders_images_and_a_files_size(tmp_path):
     assert input_bytes(Source(str(folder), "group")) == 500
     assert input_bytes(Source(str(video), "video")) == 1234
     assert input_bytes(Source(str(tmp_path / "gone.mp4"), "video")) == 0
+    assert input_bytes(Source(str(video), "list")) == float("inf")  # work unknown: first
 
 
 def test_largest_first_orders_by_bytes_then_index(tmp_path):

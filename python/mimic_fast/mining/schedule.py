@@ -2,10 +2,11 @@
 
 A run ends when its last source does, so a big video started last keeps one worker busy
 while the others idle. Handing out the largest sources first (LPT scheduling) leaves only
-small ones for the end. Work is estimated by input bytes: a video's or CSV's file size, a
-folder's image bytes. On the generated bench_mining input the bytes of a frame folder
-correlate 0.91 with its mining time (JPEG size follows texture, and so does the SIFT
-keypoint count). The order changes nothing in the dataset: shards are named by source index.
+small ones for the end. Work is estimated by input bytes: a video's file size, a folder's
+image bytes. On the generated bench_mining input the bytes of a frame folder correlate 0.91
+with its mining time (JPEG size follows texture, and so does the SIFT keypoint count). A
+CSV list names images elsewhere, so its size says nothing: lists go first. The order
+changes nothing in the dataset: shards are named by source index.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from mimic_fast.io.images import is_image_path
 from mimic_fast.io.sources import Source
 
 
-def input_bytes(source: Source) -> int:
-    """Bytes a source reads (0 when it cannot be read: it will fail fast anyway)."""
+def input_bytes(source: Source) -> float:
+    """Bytes a source reads (0 when it cannot be read: it will fail fast anyway; infinite
+    for a CSV list, whose work is unknown until its images are read)."""
+    if source.kind == "list":
+        return float("inf")
     try:
         if source.kind in ("frames", "group"):
             with os.scandir(source.path) as entries:
