@@ -12,7 +12,6 @@ import types
 import pytest
 
 from mimic_fast.io.sources import Source
-from mimic_fast.mining import synthetic
 from mimic_fast.mining.config import MineConfig, RunOptions
 from mimic_fast.mining.engines import run_local, run_ray
 from mimic_fast.mining.run import mine
@@ -22,21 +21,14 @@ from mimic_fast.mining.writer import manifest_path
 from test_mining_resume import dataset_files  # noqa: E402  (tests/mining is on sys.path)
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory, shared_data):
-    root = tmp_path_factory.mktemp("engines")
-    for k, name in enumerate(("astronaut", "coffee", "rocket")):
-        frames, _ = synthetic.camera_path(synthetic.photo(name), 8, (240, 320), seed=10 + k)
-        synthetic.write_frames(frames, root / f"scene{k}")
-    return [root, shared_data / "video/tum_freiburg_frames"]
+@pytest.fixture
+def inputs(scenes_and_tum):
+    return scenes_and_tum
 
 
-@pytest.fixture(scope="module")
-def serial(inputs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("serial") / "ds"
-    summary = mine(inputs, out, MineConfig(), RunOptions(progress=False))
-    assert summary["accepted"] > 0 and summary["sources"] == 4
-    return out
+@pytest.fixture
+def serial(mined_scenes_and_tum):
+    return mined_scenes_and_tum
 
 
 def test_process_pool_matches_serial(inputs, serial, tmp_path):

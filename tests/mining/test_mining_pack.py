@@ -10,7 +10,6 @@ import pytest
 
 from mimic_fast.cli import main
 from mimic_fast.data.index import ShardIndex, list_shards
-from mimic_fast.mining import synthetic
 from mimic_fast.mining.config import MineConfig, RunOptions
 from mimic_fast.mining.dataset import iter_samples, read_index
 from mimic_fast.mining.pack import PackError, pack
@@ -19,19 +18,15 @@ from mimic_fast.mining.run import DatasetMismatch, mine
 from shard_tools import read_members  # noqa: E402  (tests/ is on sys.path)
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory, shared_data):
-    root = tmp_path_factory.mktemp("pack-inputs")
-    for k, name in enumerate(("astronaut", "coffee", "rocket")):
-        frames, _ = synthetic.camera_path(synthetic.photo(name), 8, (240, 320), seed=20 + k)
-        synthetic.write_frames(frames, root / f"scene{k}")
-    return [root, shared_data / "video/tum_freiburg_frames"]
+@pytest.fixture
+def inputs(scenes_and_tum):
+    return scenes_and_tum
 
 
-@pytest.fixture(scope="module")
-def mined(inputs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pack") / "ds"
-    summary = mine(inputs, out, MineConfig(), RunOptions(progress=False))
+@pytest.fixture
+def mined(mined_scenes_and_tum):
+    out = mined_scenes_and_tum
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["accepted"] >= 12 and len(summary["shards"]) >= 3, summary
     return out
 
