@@ -60,13 +60,7 @@ def patch_overlap(
         torch in, torch out. A [3, 3] H gives the fields without the batch dimension. A
         non-finite or singular H gives valid=False and overlap 0, never an exception.
     """
-    sizes = _check_sizes(image_size, patch_size)
-    _check_int("samples", samples, 1, _MAX_SAMPLES)
-    _check_int("seed", seed, 0, (1 << 64) - 1)
-    if sampling not in _SAMPLINGS:
-        raise ValueError(f"sampling must be one of {_SAMPLINGS}, got {sampling!r}")
-    params = (sizes, patch_size, samples, seed, sampling == "grid")
-
+    params = check_parameters(image_size, patch_size, samples, seed, sampling)
     if _is_torch_tensor(H):
         from mimic_fast.geometry.overlap_torch import patch_overlap_torch
 
@@ -80,6 +74,22 @@ def keep_pair(overlap: Any, low: float = 0.5, high: float = 0.75) -> Any:
     if not low < high:
         raise ValueError(f"keep_pair needs low < high, got low={low}, high={high}")
     return (overlap > low) & (overlap < high)
+
+
+def check_parameters(
+    image_size: Any, patch_size: Any, samples: Any, seed: Any, sampling: Any
+) -> tuple[tuple[int, int, int, int], int, int, int, bool]:
+    """(sizes (h1, w1, h2, w2), patch, samples, seed, grid) as the kernels take them, or a
+    ValueError naming the argument. The one check before the kernels: patch_overlap and the
+    torch custom op (reachable directly as torch.ops.mimic_fast.patch_overlap) both call it,
+    since the kernels trust these numbers (samples=0 reads an empty label buffer and crashes
+    the process; a patch larger than a view gives 0/0 overlaps, a negative one nonsense)."""
+    sizes = _check_sizes(image_size, patch_size)
+    _check_int("samples", samples, 1, _MAX_SAMPLES)
+    _check_int("seed", seed, 0, (1 << 64) - 1)
+    if sampling not in _SAMPLINGS:
+        raise ValueError(f"sampling must be one of {_SAMPLINGS}, got {sampling!r}")
+    return sizes, int(patch_size), int(samples), int(seed), sampling == "grid"
 
 
 def check_homographies(H: Any) -> None:

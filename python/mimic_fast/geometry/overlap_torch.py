@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from mimic_fast import _native
-from mimic_fast.geometry.overlap import check_homographies
+from mimic_fast.geometry.overlap import check_homographies, check_parameters
 from mimic_fast.geometry.result import PatchOverlap
 
 _OutTensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
@@ -25,7 +25,11 @@ def _empty_outputs(H: torch.Tensor, p1: int, p2: int) -> _OutTensors:
     )
 
 
-def _patch_counts(h1: int, w1: int, h2: int, w2: int, patch: int) -> tuple[int, int]:
+def _checked_patch_counts(h1: int, w1: int, h2: int, w2: int, patch: int, samples: int,
+                          seed: int, grid: bool) -> tuple[int, int]:
+    """(P1, P2) after the same argument checks as mimic_fast.patch_overlap (ValueError)."""
+    check_parameters(((h1, w1), (h2, w2)), patch, samples, seed & ((1 << 64) - 1),
+                     "grid" if grid else "random")
     return (h1 // patch) * (w1 // patch), (h2 // patch) * (w2 // patch)
 
 
@@ -41,7 +45,10 @@ def _patch_overlap_op(
         raise ValueError(f"H must be a contiguous [B, 3, 3] tensor, got {list(H.shape)}")
     if H.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"H must be float32 or float64, got {H.dtype}")
-    out = _empty_outputs(H, *_patch_counts(h1, w1, h2, w2, patch))
+    if H.device.type not in ("cpu", "cuda"):  # any other pointer would go to the CPU kernel
+        raise ValueError(f"H must be on a CPU or CUDA device, got {H.device}")
+    p1, p2 = _checked_patch_counts(h1, w1, h2, w2, patch, samples, seed, grid)
+    out = _empty_outputs(H, p1, p2)
     args = (H.data_ptr(), H.dtype == torch.float64, H.shape[0], (h1, w1, h2, w2), patch,
             samples, seed & ((1 << 64) - 1), grid, tuple(t.data_ptr() for t in out))
     if H.device.type == "cuda":
@@ -55,7 +62,7 @@ def _patch_overlap_op(
 
 @_patch_overlap_op.register_fake
 def _(H, h1, w1, h2, w2, patch, samples, seed, grid):
-    return _empty_outputs(H, *_patch_counts(h1, w1, h2, w2, patch))
+    return _empty_outputs(H, *_checked_patch_counts(h1, w1, h2, w2, patch, samples, seed, grid))
 
 
 def patch_overlap_torch(H: torch.Tensor, params: tuple, device) -> PatchOverlap:

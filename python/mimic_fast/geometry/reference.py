@@ -100,6 +100,8 @@ def invert_homography(H: np.ndarray) -> np.ndarray | None:
     if not abs(det) >= SINGULAR_DET:
         return None
     d = det * scale
+    if d == 0.0:  # det * scale underflows (subnormal H): the kernels' inverse is inf/NaN
+        return None
     inv = np.array(
         [
             c00 / d,
