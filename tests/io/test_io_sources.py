@@ -33,8 +33,8 @@ def test_explicit_kinds_and_missing_input(tmp_path, shared_data):
 def test_pair_list(tmp_path):
     (tmp_path / "l.csv").write_text("path1,path2\na.jpg,b.jpg\n\n/abs/c.jpg , d.jpg\n")
     rows = read_pair_list(tmp_path / "l.csv")
-    assert rows == [(tmp_path / "a.jpg", tmp_path / "b.jpg"),
-                    (Path("/abs/c.jpg"), tmp_path / "d.jpg")]
+    assert rows == [(tmp_path / "a.jpg", tmp_path / "b.jpg"),  # paths verbatim, spaces kept
+                    (Path("/abs/c.jpg "), tmp_path / " d.jpg")]
     (tmp_path / "bad.csv").write_text("a.jpg\n")
     with pytest.raises(FrameError, match="line 1"):
         read_pair_list(tmp_path / "bad.csv")

@@ -16,7 +16,6 @@ Both expose ``len()``, ``keys`` and ``read(i) -> (bytes view 0, bytes view 1)``.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -26,6 +25,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+from mimic_fast.io.frames import read_pair_rows
+from mimic_fast.io.images import FrameError, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -242,15 +244,15 @@ class CsvIndex:
             raise DataError(f"CSV {csv_path} does not exist")
         root = csv_path.parent
         paths, keys = [], []
-        with open(csv_path, newline="") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"path1", "path2"} <= set(reader.fieldnames):
-                raise DataError(f"CSV {csv_path} needs columns path1,path2, has {reader.fieldnames}")
-            for row in reader:
-                p1, p2 = (Path(row[c]) if Path(row[c]).is_absolute() else root / row[c]
-                          for c in ("path1", "path2"))
-                paths.append((p1, p2))
-                keys.append(str(Path(row["path1"]).parent))
+        try:
+            rows = read_pair_rows(csv_path, require_header=True)
+        except FrameError as exc:
+            raise DataError(f"CSV {csv_path}: {exc}") from None
+        for row in rows:
+            if row.error:
+                raise DataError(f"CSV {csv_path}: {row.error}")
+            paths.append(tuple(root / p for p in (row.path1, row.path2)))  # absolute stays
+            keys.append(str(Path(row.path1).parent))
         if not paths:
             raise DataError(f"CSV {csv_path} lists no pairs")
         return cls(paths, keys)
@@ -262,10 +264,10 @@ class CsvIndex:
         return f"{self.paths[i][0]},{self.paths[i][1]}"
 
     def read(self, i: int) -> tuple[bytes, bytes]:
-        try:
-            return self.paths[i][0].read_bytes(), self.paths[i][1].read_bytes()
-        except OSError as exc:
-            raise DataError(f"{self.where(i)}: cannot read: {exc}") from None
+        try:  # regular files only: a FIFO would block, /dev/zero fill the memory
+            return read_regular_file(self.paths[i][0]), read_regular_file(self.paths[i][1])
+        except FrameError as exc:
+            raise DataError(f"{self.where(i)}: {exc}") from None
 
     def subset(self, rows: np.ndarray) -> "CsvIndex":
         return CsvIndex([self.paths[r] for r in rows], [self.keys[r] for r in rows])

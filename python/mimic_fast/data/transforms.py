@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mimic_fast.io.images import MAX_IMAGE_PIXELS, FrameError, checked_image_size, jpeg_has_end
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -64,16 +66,19 @@ class PairTransform:
         return np.ascontiguousarray(img.transpose(2, 0, 1))
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> RGB uint8 [H, W, 3]; DecodeError when unreadable."""
+def decode_rgb(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Encoded image bytes -> RGB uint8 [H, W, 3]; DecodeError when unreadable or, by its
+    header, checked before decoding, over ``max_pixels`` (mining's limit by default)."""
     import cv2
-
-    from mimic_fast.io.images import jpeg_has_end
 
     if not data:
         raise DecodeError("empty image")
     if data[:2] == b"\xff\xd8" and not jpeg_has_end(data):  # trailers after EOI are fine
         raise DecodeError("truncated JPEG (no end-of-image marker)")
+    try:
+        checked_image_size(data, max_pixels)
+    except FrameError as exc:
+        raise DecodeError(str(exc)) from None
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise DecodeError("not a decodable image")
