@@ -1,15 +1,19 @@
 """Which pairs of a source's views are candidates (the paper, Appendix 8.1).
 
-- ordered (video, frame folder): (i, i+1) for consecutive sampled frames and, when that pair
-  is too similar (overlap >= high), also (i, i+2). Streams in chunks so a long video never
-  holds more than ``chunk + 2`` views; each chunk's candidates share one patch_overlap call
-  per round.
+- ordered (video, frame folder): the published walk (the MIMIC video script): candidate
+  (i, i+1), kept when low < overlap < high; when overlap > high (strict) also (i, i+2), and
+  when THAT one is kept the walk skips i+1, so (i+1, i+2) is never formed. ``walk="all"``
+  forms (i, i+1) for every i (no skip): more pairs, some of them redundant. Verdicts are
+  computed in chunks, every (i, i+1) and every needed (i, i+2) of a chunk in one
+  patch_overlap call, and the walk is resolved afterwards in a cheap sequential pass
+  (:class:`OrderedWalk`), so the result does not depend on the chunking; a long video never
+  holds more than ``chunk + 2`` views.
 - group (unordered views of one scene): all pairs i < j; keep all in range, or only the
   best (lowest overlap in range; the first in (i, j) order on a tie).
 - list (CSV rows): the given pairs, views cached (LRU) across rows.
 
-Each sampler yields every evaluated :class:`Candidate` in a deterministic order (accepted
-pairs sorted by their frame indices); the caller writes the accepted ones.
+Each sampler yields every candidate the walk forms, in a deterministic order (ordered
+sources: by (i, j)); the caller writes the accepted ones.
 """
 
 from __future__ import annotations
@@ -25,6 +29,44 @@ from mimic_fast.mining.evaluate import (
 from mimic_fast.mining.views import View
 
 CHUNK = 64
+Verdicts = dict[tuple[int, int], Candidate]  # (position i, position j) -> evaluated candidate
+
+
+def needs_second(first: Candidate, cfg: MineConfig) -> bool:
+    """Whether the walk also tries (i, i+2): (i, i+1) overlaps MORE than ``high`` (a pair at
+    exactly ``high`` is neither kept nor followed up, as published)."""
+    return first.reason == HIGH_OVERLAP and first.overlap > cfg.high
+
+
+class OrderedWalk:
+    """The walk over verdicts that arrive in chunks: :meth:`advance` takes the candidates the
+    walk forms from ``verdicts`` (removing them, and dropping those it skips), as far as the
+    verdicts known so far decide it."""
+
+    def __init__(self, cfg: MineConfig):
+        self.cfg = cfg
+        self.pos = 0  # the next i whose (i, i+1) the walk forms
+
+    def advance(self, verdicts: Verdicts, last: int, final: bool) -> list[Candidate]:
+        """last: the highest position seen; every (i, i+1) with i < last and every needed
+        (i, i+2) with i + 2 <= last is in ``verdicts``. final: no position comes after last."""
+        out = []
+        while (self.pos, self.pos + 1) in verdicts:
+            i = self.pos
+            first = verdicts[(i, i + 1)]
+            second = None
+            if needs_second(first, self.cfg):
+                if i + 2 <= last:
+                    second = verdicts.pop((i, i + 2))
+                elif not final:
+                    break  # frame i+2 not seen yet
+            del verdicts[(i, i + 1)]
+            out += [first] if second is None else [first, second]
+            skip = self.cfg.walk == "published" and second is not None and second.accepted
+            self.pos += 2 if skip else 1
+        for key in [k for k in verdicts if k[0] < self.pos]:  # evaluated, skipped by the walk
+            del verdicts[key]
+        return out
 
 
 def ordered_candidates(views: Iterable[View], cfg: MineConfig,
@@ -33,36 +75,40 @@ def ordered_candidates(views: Iterable[View], cfg: MineConfig,
     first_pos = 0  # stream position of window[0]
     next_first = 0  # next position i whose (i, i+1) is due
     waiting: list[int] = []  # positions i with (i, i+1) too similar, (i, i+2) due
+    verdicts: Verdicts = {}
+    walk = OrderedWalk(cfg)
     count = 0
     for view in views:
         window.append(view)
         count += 1
         if len(window) >= chunk + 2:
             last = first_pos + len(window) - 1
-            yield from _ordered_round(window, first_pos, next_first, waiting, cfg)
+            _evaluate_round(window, first_pos, next_first, waiting, verdicts, cfg)
+            yield from walk.advance(verdicts, last, final=False)
             next_first = last
             window = window[-2:]
             first_pos = last - 1
     if count < 2:
         raise FrameError(f"fewer than 2 usable frames ({count})")
-    yield from _ordered_round(window, first_pos, next_first, waiting, cfg)
+    _evaluate_round(window, first_pos, next_first, waiting, verdicts, cfg)
+    yield from walk.advance(verdicts, first_pos + len(window) - 1, final=True)
 
 
-def _ordered_round(window: list[View], first_pos: int, next_first: int, waiting: list[int],
-                   cfg: MineConfig) -> list[Candidate]:
-    """(i, i+1) for i in [next_first, last) and the due (i, i+2); updates ``waiting``.
-    Returns the round's candidates sorted by (i, j): over rounds, a global (i, j) order."""
+def _evaluate_round(window: list[View], first_pos: int, next_first: int, waiting: list[int],
+                    verdicts: Verdicts, cfg: MineConfig) -> None:
+    """Verdicts of (i, i+1) for i in [next_first, last) and of the due (i, i+2), into
+    ``verdicts``; updates ``waiting``."""
     last = first_pos + len(window) - 1
     at = lambda pos: window[pos - first_pos]  # noqa: E731
-    firsts = evaluate([(at(i), at(i + 1)) for i in range(next_first, last)], cfg)
-    out = [((i, i + 1), c) for i, c in zip(range(next_first, last), firsts)]
-    waiting.extend(i for (i, _), c in out if c.reason == HIGH_OVERLAP)
+    firsts = range(next_first, last)
+    for i, c in zip(firsts, evaluate([(at(i), at(i + 1)) for i in firsts], cfg)):
+        verdicts[(i, i + 1)] = c
+        if needs_second(c, cfg):
+            waiting.append(i)
     due = [i for i in waiting if i + 2 <= last]
     waiting[:] = [i for i in waiting if i + 2 > last]
-    seconds = evaluate([(at(i), at(i + 2)) for i in due], cfg)
-    out += [((i, i + 2), c) for i, c in zip(due, seconds)]
-    out.sort(key=lambda t: t[0])
-    return [c for _, c in out]
+    for i, c in zip(due, evaluate([(at(i), at(i + 2)) for i in due], cfg)):
+        verdicts[(i, i + 2)] = c
 
 
 def group_candidates(views: list[View], cfg: MineConfig) -> list[Candidate]:
