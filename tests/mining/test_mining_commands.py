@@ -89,3 +89,27 @@ def test_import_records_bad_pairs(tmp_path):
     assert main(["import-mimic", str(tmp_path / "root"), str(tmp_path / "out")]) == 0
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert s["accepted"] == 0 and "expected 224x224" in s["errors"][0]["error"]
+
+
+def test_mine_fidelity_options_reach_the_config(shared_data, tmp_path):
+    out = tmp_path / "ds"
+    frames = sorted((shared_data / "video/tum_freiburg_frames").glob("*.png"))[:4]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for p in frames:
+        (folder / p.name).write_bytes(p.read_bytes())
+    rc = main(["mine", str(folder), "--out", str(out), "--no-progress", "--walk", "all",
+               "--interpolation", "area", "--no-exact-decode", "--samples", "64",
+               "--overlap-sampling", "grid", "--static-fraction", "0.1"])
+    assert rc == 0
+    mining = json.loads((out / "config.json").read_text())["mining"]
+    assert {k: mining[k] for k in ("walk", "interpolation", "exact_decode", "samples",
+                                   "overlap_sampling", "static_fraction")} == {
+        "walk": "all", "interpolation": "area", "exact_decode": False, "samples": 64,
+        "overlap_sampling": "grid", "static_fraction": 0.1}
+    defaults = tmp_path / "defaults"
+    assert main(["mine", str(folder), "--out", str(defaults), "--no-progress"]) == 0
+    mining = json.loads((defaults / "config.json").read_text())["mining"]
+    assert (mining["walk"], mining["interpolation"], mining["exact_decode"],
+            mining["overlap_sampling"], mining["static_fraction"]) == (
+        "published", "linear", True, "random", 0.0)

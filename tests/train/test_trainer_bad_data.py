@@ -11,6 +11,7 @@ import torch
 from run_helpers import metrics, run_cli, train_args
 from shard_tools import read_members, write_tar
 
+from mimic_fast.mining.dataset import read_index
 from mimic_fast.train import checkpoint as ckpt_io
 from mimic_fast.train import trainer
 
@@ -29,8 +30,9 @@ def _corrupt_one_view(dataset, out):
 def test_a_corrupt_jpeg_is_skipped_and_counted(mined_tum, tmp_path, caplog):
     data = _corrupt_one_view(mined_tum, tmp_path / "data")
     run = tmp_path / "run"
+    per_epoch = len(read_index(mined_tum)) // 4  # batches of 4
     with caplog.at_level(logging.WARNING):
-        assert run_cli(train_args(data, run, steps=6)) == 0  # 2 epochs of 3 batches
+        assert run_cli(train_args(data, run, steps=2 * per_epoch)) == 0  # 2 epochs
     assert metrics(run)[-1]["skipped"] == 2  # seen once per epoch
     assert "skipping unreadable pair" in caplog.text and "truncated JPEG" in caplog.text
 

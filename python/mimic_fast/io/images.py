@@ -65,10 +65,11 @@ def decode_image(path: str | Path, size: int = 224, min_side: int = 32, *,
 
 def read_image(
     path: str | Path, size: int = 224, min_side: int = 32, *,
-    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_pixels: int = MAX_IMAGE_PIXELS, exact: bool = False,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """:func:`decode_image` and the picture's full-resolution (h, w) as OpenCV orients it
-    (EXIF rotation applied), which a reduced decode does not show."""
+    (EXIF rotation applied), which a reduced decode does not show. ``exact``: always decode
+    in full, so the pixels are those of ``cv2.imread`` (the published decode)."""
     import cv2
 
     path = Path(path)
@@ -80,7 +81,7 @@ def read_image(
     if min(hw) < min_side:
         raise FrameError(f"image too small: {hw[1]}x{hw[0]} (shorter side < {min_side})")
     flag, factor = cv2.IMREAD_COLOR, 1
-    if path.suffix.lower() in _JPEG_EXTENSIONS:
+    if path.suffix.lower() in _JPEG_EXTENSIONS and not exact:
         flag, factor = _reduced_decode(min(hw), size)
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
@@ -96,13 +97,13 @@ def read_image(
 
 
 def to_view(
-    img: np.ndarray, size: int = 224, resize: str = "squash", interpolation: str = "area"
+    img: np.ndarray, size: int = 224, resize: str = "squash", interpolation: str = "linear"
 ) -> np.ndarray:
     """The square RGB uint8 [size, size, 3] view of a frame.
 
     resize: "squash" (the whole frame scaled to size x size, aspect not kept, as published)
     or "crop" (the centred square of side min(h, w), then scaled).
-    interpolation: "area" (anti-aliased, default) or "linear" (cv2.resize's default).
+    interpolation: "linear" (cv2.resize's default, as published) or "area" (anti-aliased).
     """
     import cv2
 

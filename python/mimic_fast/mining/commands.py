@@ -48,6 +48,7 @@ def register(subparsers) -> None:
 
 
 def _register_mine(subparsers) -> None:
+    from mimic_fast.mining.config import OVERLAP_SAMPLINGS, WALKS
     from mimic_fast.mining.config import MineConfig as C
 
     p = subparsers.add_parser(
@@ -61,12 +62,30 @@ def _register_mine(subparsers) -> None:
     p.add_argument("--stride", type=int, default=C.stride, help="frame-folder step")
     p.add_argument("--group-keep", default=C.group_keep, choices=("all", "best"))
     p.add_argument("--resize", default=C.resize, choices=("squash", "crop"))
-    p.add_argument("--interpolation", default=C.interpolation, choices=("area", "linear"))
+    p.add_argument("--walk", default=C.walk, choices=WALKS,
+                   help="ordered sources: 'published' = the (i, i+2) rule with its skip; 'all' "
+                        "= every (i, i+1), no skip (more, partly redundant pairs) "
+                        "(default: %(default)s)")
+    p.add_argument("--interpolation", default=C.interpolation, choices=("linear", "area"),
+                   help="resize to the view: 'linear' as published, 'area' anti-aliased "
+                        "(default: %(default)s)")
+    p.add_argument("--exact-decode", action=argparse.BooleanOptionalAction,
+                   default=C.exact_decode,
+                   help="decode JPEGs in full, as published; --no-exact-decode: at 1/2-1/8 "
+                        "size (IDCT scaling) when the picture is at least twice the view "
+                        "(default: %(default)s)")
+    p.add_argument("--samples", type=int, default=C.samples,
+                   help="sample points per patch for the overlap (default: %(default)s)")
+    p.add_argument("--overlap-sampling", default=C.overlap_sampling, choices=OVERLAP_SAMPLINGS,
+                   help="'random' as published; 'grid' = a fixed grid of points, so decisions "
+                        "near 0.5 / 0.75 do not depend on --seed (default: %(default)s)")
     p.add_argument("--size", type=int, default=C.size, help="view side in pixels")
     p.add_argument("--low", type=float, default=C.low, help="keep when low < overlap")
     p.add_argument("--high", type=float, default=C.high, help="keep when overlap < high")
     p.add_argument("--static-fraction", type=float, default=C.static_fraction,
-                   help="static-camera test threshold (0 = off, as published)")
+                   help="static-camera test: reject a pair when this fraction of its "
+                        "inliers stands still while H moves them (0 = off, as published; "
+                        "0.1 suits footage from static cameras) (default: %(default)s)")
     p.add_argument("--jpeg-quality", type=int, default=C.jpeg_quality)
     p.add_argument("--seed", type=int, default=C.seed,
                    help="key of the patch-overlap sample points (RANSAC needs none)")
@@ -86,9 +105,10 @@ def cmd_mine(args: argparse.Namespace) -> int:
 
     try:
         cfg = MineConfig(
-            kind=args.kind, interval=args.interval, stride=args.stride,
-            group_keep=args.group_keep, size=args.size, resize=args.resize,
-            interpolation=args.interpolation, low=args.low, high=args.high,
+            kind=args.kind, interval=args.interval, stride=args.stride, walk=args.walk,
+            exact_decode=args.exact_decode, samples=args.samples,
+            overlap_sampling=args.overlap_sampling, group_keep=args.group_keep,
+            size=args.size, resize=args.resize, interpolation=args.interpolation, low=args.low, high=args.high,
             static_fraction=args.static_fraction, seed=args.seed,
             jpeg_quality=args.jpeg_quality)
         opts = RunOptions(engine=args.engine, workers=args.workers,

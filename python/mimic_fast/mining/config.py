@@ -14,6 +14,8 @@ from mimic_fast.io.images import INTERPOLATIONS, RESIZE_MODES
 from mimic_fast.io.sources import KINDS
 
 GROUP_KEEP = ("all", "best")
+WALKS = ("published", "all")
+OVERLAP_SAMPLINGS = ("random", "grid")
 ENGINES = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -23,19 +25,24 @@ class MineConfig:
     kind: str = "auto"  # auto | video | frames | group | list
     interval: float = 1.0  # seconds between sampled video frames
     stride: int = 1  # frame-folder step
+    walk: str = "published"  # published (the (i, i+2) rule with its skip) | all (no skip)
     group_keep: str = "all"  # all | best (lowest overlap in range per group)
     size: int = 224  # views are size x size
     resize: str = "squash"  # squash (published) | crop (centre square)
-    interpolation: str = "area"  # area | linear
+    interpolation: str = "linear"  # linear (cv2.resize's default, published) | area
+    exact_decode: bool = True  # JPEGs decoded in full, as published; False: at 1/2..1/8 size
+    # (IDCT scaling) when at least twice the view: faster, but a different (low-passed) view
     min_side: int = 32  # frames with a shorter side are rejected as too small
     ratio: float = 0.7  # Lowe ratio
     min_matches: int = 10  # a pair needs MORE than this many ratio-test matches
     ransac_threshold: float = 5.0  # pixels, in the size x size views
     patch_size: int = 16
     samples: int = 100  # sample points per patch for patch_overlap
+    overlap_sampling: str = "random"  # random (published) | grid (decisions stable, opt-in)
     low: float = 0.5  # keep when low < overlap < high
     high: float = 0.75
-    static_fraction: float = 0.1  # static-camera test (0 = off); see mining.evaluate.verdict
+    static_fraction: float = 0.0  # static-camera test (0 = off, as published; 0.1 is a good
+    # value for footage from static cameras); see mining.evaluate.verdict
     static_min: int = 5
     seed: int = 0  # patch_overlap sampling key (only that: OpenCV's RANSAC is deterministic)
     jpeg_quality: int = 95
@@ -43,6 +50,8 @@ class MineConfig:
     def __post_init__(self) -> None:
         _choice("kind", self.kind, KINDS)
         _choice("group_keep", self.group_keep, GROUP_KEEP)
+        _choice("walk", self.walk, WALKS)
+        _choice("overlap_sampling", self.overlap_sampling, OVERLAP_SAMPLINGS)
         _choice("resize", self.resize, RESIZE_MODES)
         _choice("interpolation", self.interpolation, INTERPOLATIONS)
         if not self.interval > 0:

@@ -71,6 +71,7 @@ def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]
     res = mimic_fast.patch_overlap(
         np.stack([c.H for c in with_h]), image_size=(cfg.size, cfg.size),
         patch_size=cfg.patch_size, samples=cfg.samples, seed=cfg.seed,
+        sampling=cfg.overlap_sampling,
     )
     for k, c in enumerate(with_h):
         c.overlap = float(res.overlap[k])

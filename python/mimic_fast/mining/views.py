@@ -22,7 +22,7 @@ from mimic_fast.mining.config import MineConfig
 
 @dataclass(frozen=True)
 class View:
-    index: int  # frame number in the source: decoded frame (video), position in the sorted
+    index: int  # frame number in the source: presentation index (video), position in the sorted
     # folder listing (frames, group), position in first-appearance order (list)
     rgb: np.ndarray  # [size, size, 3] uint8, what SIFT saw and what gets stored
     features: Features
@@ -40,7 +40,7 @@ def make_view(rgb: np.ndarray, cfg: MineConfig, index: int,
 
 
 def view_from_file(path: str | Path, cfg: MineConfig, index: int) -> View:
-    rgb, hw = read_image(path, cfg.size, cfg.min_side)
+    rgb, hw = read_image(path, cfg.size, cfg.min_side, exact=cfg.exact_decode)
     return make_view(rgb, cfg, index, hw, path=str(path))
 
 

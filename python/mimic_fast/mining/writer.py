@@ -37,9 +37,9 @@ sha1("<kind>:<absolute path>"); no dots, so WebDataset splits ``key.ext`` correc
     <key>.0.jpg   view 1, RGB, size x size (224x224 by default), JPEG quality 95 (config)
     <key>.1.jpg   view 2, same
     <key>.json    {"key", "source" (absolute path), "kind" (video|frames|group|list),
-                   "frames": [i, j] (decoded frame numbers for a video; positions in the
+                   "frames": [i, j] (presentation indices for a video; positions in the
                    name-sorted folder for frames/group; first-appearance positions for a list),
-                   "times": [t_i, t_j] seconds (video) or null,
+                   "times": [t_i, t_j] presentation times in seconds (video) or null,
                    "paths": [p_i, p_j] image files (frames/group/list) or null,
                    "original_size": [[h, w], [h, w]] frames at full resolution (image
                         files: as decoded, EXIF rotation applied; a large JPEG's size even
