@@ -9,7 +9,8 @@ folders in a temporary directory.
 
 (a) this pipeline (``mimic_fast.mining.run.mine``; SIFT once per frame, one patch_overlap
     call per batch) end to end with 1 worker and with 2 workers (medians of --repeats runs
-    after a warm-up), plus a per-stage profile of one serial run;
+    after a warm-up), plus a per-stage profile of one serial run; and, interleaved with them,
+    1 worker with the previous (unfaithful) defaults, PREVIOUS_DEFAULTS below;
 (b) the published method (bench_mining_baseline.py: per pair decode, SIFT, match, RANSAC,
     per-point Python overlap loop) on up to --baseline-pairs of the SAME candidate pairs.
 Both single-threaded per worker (OpenCV and OpenMP at 1 thread), and both with the heap
@@ -21,6 +22,7 @@ JSON to benchmarks/results/bench_mining-cpu.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -37,6 +39,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_common import environment  # noqa: E402  (light: stdlib + numpy)
 
+# What the defaults were before they were made faithful to the published pipeline.
+PREVIOUS_DEFAULTS = {"interpolation": "area", "exact_decode": False, "walk": "all",
+                     "static_fraction": 0.1}
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "astronaut", "coffee", "chelsea", "rocket")
 
 
@@ -202,15 +207,26 @@ def main() -> int:
         times: dict[int, list[float]] = {1: [], 2: []}
         for workers in (1, 2):
             timed_mine(inputs, tmp / "warm", cfg, workers)  # warm-up (page cache, pool start)
+        # the defaults before the fidelity work (bench_fidelity.py), 1 worker, beside them
+        old_cfg = dataclasses.replace(cfg, **PREVIOUS_DEFAULTS)
+        old_times, old_summary = [], None
         for _ in range(args.repeats):
             for workers in (1, 2):
                 times[workers].append(timed_mine(inputs, tmp / f"w{workers}", cfg, workers)[0])
+            seconds, old_summary = timed_mine(inputs, tmp / "old", old_cfg, 1)
+            old_times.append(seconds)
+        old_med = statistics.median(old_times)
+        old = {"config": PREVIOUS_DEFAULTS, "seconds": old_times, "median_s": old_med,
+               "candidates": old_summary["candidates"], "accepted": old_summary["accepted"],
+               "ms_per_candidate": 1e3 * old_med / old_summary["candidates"],
+               "ms_per_frame": 1e3 * old_med / old_summary["frames"]}
         for workers, seconds in times.items():
             med = statistics.median(seconds)
             runs[workers] = {"seconds": seconds, "median_s": med,
                              "candidates_per_s": n_cand / med,
                              "accepted_per_s": summary["accepted"] / med,
-                             "ms_per_candidate": 1e3 * med / n_cand}
+                             "ms_per_candidate": 1e3 * med / n_cand,
+                             "ms_per_frame": 1e3 * med / summary["frames"]}
 
         ceiling = parallel_ceiling()
         rng = np.random.default_rng(0)
@@ -232,6 +248,14 @@ def main() -> int:
             r = runs[w]
             print(f"{f'(a) mimic_fast, {w} worker(s)':<34}{r['ms_per_candidate']:>14.2f}"
                   f"{r['candidates_per_s']:>10.1f}{r['accepted_per_s']:>12.1f}")
+        print(f"{'(a0) previous defaults, 1 worker':<34}{old['ms_per_candidate']:>14.2f}"
+              f"{old['candidates'] / old_med:>10.1f}{old['accepted'] / old_med:>12.1f}"
+              f"   ({', '.join(f'{k}={v}' for k, v in PREVIOUS_DEFAULTS.items())}: "
+              f"{old['candidates']} candidates, {old['accepted']} accepted)")
+        print(f"previous defaults vs current, 1 worker: {old['ms_per_candidate']:.2f} vs "
+              f"{ours_ms:.2f} ms per candidate, {old['ms_per_frame']:.2f} vs "
+              f"{runs[1]['ms_per_frame']:.2f} ms per frame (the published walk forms fewer "
+              "candidates per frame)")
         print(f"\nper candidate, 1 worker: {ratio:.1f}x faster than the published method "
               f"(goal >= 10x: {'met' if ratio >= 10 else 'NOT met'})")
         print(f"2 workers vs 1: {scaling:.2f}x (goal >= 1.8x: "
@@ -250,6 +274,7 @@ def main() -> int:
             "sources": summary["sources"], "frames": summary["frames"],
             "candidates": n_cand, "accepted": summary["accepted"],
             "ours": {str(w): r for w, r in runs.items()},
+            "ours_previous_defaults_1_worker": old,
             "ours_stage_seconds_serial_profile": stages,
             "baseline": {"pairs_measured": len(base), "stage_seconds_mean": base_stage,
                          "accept_rate": float(base_accept)},

@@ -1,12 +1,15 @@
-"""The published MIMIC mining method, per candidate pair, written from the paper's description
-(Section 3, Appendix 8): both frames decoded again for every pair and resized to 224x224
-(cv2.resize default), grayscale SIFT recomputed for every pair (a new cv2.SIFT per pair),
+"""The published MIMIC mining method, per candidate pair, restated from the paper (Section 3,
+Appendix 8) and its released scripts: both frames decoded again for every pair (a video frame by
+a seek to 1000 t + 1 ms and a read) and resized to 224x224 (cv2.resize default), grayscale SIFT recomputed for every pair (a new cv2.SIFT per pair),
 brute-force kNN k=2 with the 0.7 ratio test, RANSAC homography (5 px) when more than 10
 matches, then patch correspondences with a Python loop: for every patch, 100 random pixels,
 each projected with its own cv2.perspectiveTransform call, majority vote ("out" included),
-first-come de-duplication, both directions; overlap = the smaller direction's count / 196.
+first-come de-duplication, both directions; overlap = the smaller direction's count / 196;
+and the video script's walk over the samples (:func:`published_walk`).
 
-Only the benchmark uses this; it is the "before" of bench_mining.py.
+Only the benchmarks use this: the "before" of bench_mining.py and the reference of
+bench_fidelity.py. The published overlap step draws from Python's global, unseeded ``random``;
+here a ``random.Random`` can be passed, so its randomness can be repeated per seed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def read_frame(where) -> np.ndarray:
     """where: an image path, or (video path, seconds) read after seeking, as published."""
     if isinstance(where, tuple):
         cap = cv2.VideoCapture(str(where[0]))
-        cap.set(cv2.CAP_PROP_POS_MSEC, 1000 * where[1])
+        cap.set(cv2.CAP_PROP_POS_MSEC, 1000 * where[1] + 1)
         ok, bgr = cap.read()
         cap.release()
     else:
@@ -57,10 +60,10 @@ def sift_homography(img1, img2):
     return H, t_sift, t_match
 
 
-def _vote(patch, H):
+def _vote(patch, H, rng):
     x0, y0 = (patch % NCOLS) * PATCH, (patch // NCOLS) * PATCH
     labels = []
-    for r in random.choices(range(PATCH * PATCH), k=SAMPLES):
+    for r in rng.choices(range(PATCH * PATCH), k=SAMPLES):
         pt = np.float32([[x0 + r % PATCH, y0 + r // PATCH]]).reshape(-1, 1, 2)
         x, y = cv2.perspectiveTransform(pt, H)[0, 0]
         if x < 0 or y < 0 or x >= SIZE or y >= SIZE:
@@ -75,18 +78,35 @@ def _vote(patch, H):
     return best[0]
 
 
-def _direction(H):
+def _direction(H, rng):
     matched = {}
     for patch in range(P):
-        target = _vote(patch, H)
+        target = _vote(patch, H, rng)
         if target != "out" and target not in list(matched.values()):
             matched[patch] = target
     return matched
 
 
-def overlap(H) -> float:
-    fwd, bwd = _direction(H), _direction(np.linalg.inv(H))
+def overlap(H, rng=random) -> float:
+    fwd, bwd = _direction(H, rng), _direction(np.linalg.inv(H), rng)
     return min(len(fwd), len(bwd)) / P
+
+
+def published_walk(n: int, overlap_of) -> list[tuple[int, int]]:
+    """The candidates (i, j) the published video script forms over n samples, in order.
+    overlap_of(i, j): the pair's overlap, None without a homography. (i, i+1) is kept when
+    0.5 < overlap < 0.75; above 0.75, (i, i+2) is tried, and when kept the walk skips i+1."""
+    kept = lambda ov: ov is not None and 0.5 < ov < 0.75  # noqa: E731
+    formed, i = [], 0
+    while i < n - 1:
+        formed.append((i, i + 1))
+        ov = overlap_of(i, i + 1)
+        if not kept(ov) and ov is not None and ov > 0.75 and i + 2 < n:
+            formed.append((i, i + 2))
+            if kept(overlap_of(i, i + 2)):
+                i += 1
+        i += 1
+    return formed
 
 
 def candidate(where1, where2) -> dict:
