@@ -63,3 +63,30 @@ def export_csv_layout(dataset: Path, out: Path) -> Path:
         w.writerow(["path1", "path2"])
         w.writerows(rows)
     return out / "pairs.csv"
+
+
+def member_offsets(shard: Path) -> list[tuple[str, int, int, int]]:
+    """(name, header offset, data offset, size) of every member, in order."""
+    with tarfile.open(shard) as tar:
+        return [(m.name, m.offset, m.offset_data, m.size) for m in tar]
+
+
+def damage(shard: Path, how: str, sample: int) -> None:
+    """Damage a shard of 3-member samples in place at sample ``sample``: "header" garbles
+    the tar header of its first member, "boundary" cuts the file just before that header
+    (a truncation at a member boundary), "flip" inverts 16 bytes inside its 0.jpg."""
+    name, header, data, size = member_offsets(shard)[3 * sample]
+    assert name.endswith(".0.jpg"), name
+    with open(shard, "r+b") as f:
+        if how == "header":
+            f.seek(header)
+            f.write(b"\xa5" * 100)  # the name field: the header checksum no longer matches
+        elif how == "boundary":
+            f.truncate(header)
+        elif how == "flip":
+            f.seek(data + size // 2)
+            chunk = f.read(16)
+            f.seek(data + size // 2)
+            f.write(bytes(b ^ 0xFF for b in chunk))
+        else:
+            raise ValueError(how)

@@ -44,7 +44,7 @@ def mine_sample(out: Path, n_frames: int = 24) -> dict:
 
     from mimic_fast.mining import synthetic
     from mimic_fast.mining.config import MineConfig, RunOptions
-    from mimic_fast.mining.dataset import iter_samples, read_index
+    from mimic_fast.dataset.reader import iter_samples, read_index
     from mimic_fast.mining.run import format_summary, mine
     from mimic_fast.viz.correspondences import draw_correspondences, save_png
     from mimic_fast.viz.histogram import overlap_histogram

@@ -166,7 +166,7 @@ def test_streaming_from_an_fsspec_url(mined_tum):
     fs = fsspec.filesystem("memory")
     for shard in sorted(mined_tum.glob("*.tar")):
         fs.pipe(f"/bucket/ds/{shard.name}", shard.read_bytes())
-    from mimic_fast.data.loader import list_stream_urls
+    from mimic_fast.dataset.paths import list_stream_urls
 
     urls = list_stream_urls("memory://bucket/ds")
     assert urls and all(u.startswith("memory://") and u.endswith(".tar") for u in urls)

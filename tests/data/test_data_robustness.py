@@ -16,8 +16,8 @@ from shard_tools import read_members, split_into_shards, write_tar
 
 from mimic_fast.data import DataConfig, DataError, PairTransform, ShardIndex, StreamingPairs
 from mimic_fast.data import loader as L
-from mimic_fast.data.index import list_shards
 from mimic_fast.data.pipeline import choose_decoder
+from mimic_fast.dataset.paths import list_shards
 
 SMALL = PairTransform(img_size=32, num_patches=4, num_masked=3)
 
@@ -91,8 +91,8 @@ def test_streaming_goes_on_past_a_network_error(mined_tum, tmp_path, monkeypatch
     urls = [str(p) for p in sorted(data.glob("*.tar"))]
     real = L.iter_tar_pairs
 
-    def flaky(url):
-        for n, item in enumerate(real(url)):
+    def flaky(url, *args):
+        for n, item in enumerate(real(url, *args)):
             if url.endswith("000002.tar") and n == 1:
                 raise OSError("connection reset by peer")
             yield item

@@ -8,7 +8,7 @@ import pytest
 from mimic_fast.data.index import CsvIndex, DataError
 from mimic_fast.io.frames import read_pair_list, read_pair_rows
 from mimic_fast.io.images import FrameError
-from mimic_fast.mining.mimic_format import _read_csv
+from mimic_fast.dataset.mimic_layout import _read_csv
 
 # A quoted newline, edge spaces, a comma inside quotes, CRLF line ends, a blank line, a BOM.
 TRICKY = ('\ufeffpath1,path2\r\n"s/new\nline.jpg","s/ edge .jpg "\r\n\r\n'

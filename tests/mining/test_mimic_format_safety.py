@@ -15,8 +15,8 @@ from safety_tools import time_limit
 from shard_tools import write_tar
 
 from mimic_fast.cli import main
-from mimic_fast.mining.dataset import iter_samples
-from mimic_fast.mining.mimic_format import export_mimic
+from mimic_fast.dataset.reader import iter_samples
+from mimic_fast.dataset.mimic_layout import export_mimic
 
 
 def _jpeg(colour: str, size: int = 224) -> bytes:

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from mimic_fast.cli import main
-from mimic_fast.mining.dataset import iter_samples, read_index
-from mimic_fast.mining.mimic_format import load_npy_restricted
+from mimic_fast.dataset.mimic_layout import load_npy_restricted
+from mimic_fast.dataset.reader import iter_samples, read_index
 
 
 @pytest.fixture(scope="module")

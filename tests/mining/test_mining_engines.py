@@ -16,7 +16,7 @@ from mimic_fast.mining.config import MineConfig, RunOptions
 from mimic_fast.mining.engines import run_local, run_ray
 from mimic_fast.mining.run import mine
 from mimic_fast.mining.worker import SourceTask
-from mimic_fast.mining.writer import manifest_path
+from mimic_fast.dataset.schema import manifest_path
 
 from test_mining_resume import dataset_files  # noqa: E402  (tests/mining is on sys.path)
 

@@ -3,16 +3,18 @@ by every reader; mine refuses to add to a packed folder."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
 import pytest
 
 from mimic_fast.cli import main
-from mimic_fast.data.index import ShardIndex, list_shards
+from mimic_fast.data.index import ShardIndex
+from mimic_fast.dataset.pack import PackError, pack
+from mimic_fast.dataset.paths import list_shards
+from mimic_fast.dataset.reader import iter_samples, read_index
 from mimic_fast.mining.config import MineConfig, RunOptions
-from mimic_fast.mining.dataset import iter_samples, read_index
-from mimic_fast.mining.pack import PackError, pack
 from mimic_fast.mining.run import DatasetMismatch, mine
 
 from shard_tools import read_members  # noqa: E402  (tests/ is on sys.path)
@@ -41,7 +43,16 @@ def test_pack_keeps_every_pair_and_its_bytes_in_index_order(mined, tmp_path):
     rows, packed_rows = read_index(mined), read_index(out)
     n = len(rows)
     assert [r["shard"] for r in packed_rows] == [f"pairs-{i // 5:06d}.tar" for i in range(n)]
-    assert [dict(r, shard=None) for r in packed_rows] == [dict(r, shard=None) for r in rows]
+    def pair_fields(row):  # the pair's own fields, its sha256 included (same bytes)
+        return {k: v for k, v in row.items() if not k.startswith("shard")}
+
+    assert [pair_fields(r) for r in packed_rows] == [pair_fields(r) for r in rows]
+    assert all(r["sha256"] for r in packed_rows)
+    for r in packed_rows:  # the new shards' own integrity records
+        shard = out / r["shard"]
+        assert r["shard_bytes"] == shard.stat().st_size
+        assert r["shard_sha256"] == hashlib.sha256(shard.read_bytes()).hexdigest()
+        assert r["shard_members"] == len(read_members(shard))
     assert summary["shards"] == sorted(p.name for p in out.glob("pairs-*.tar"))
     assert len(summary["shards"]) == math.ceil(n / 5)
     assert _members_in_order(out) == _members_in_order(mined)  # names and bytes

@@ -11,7 +11,7 @@ import pytest
 
 from mimic_fast.mining import synthetic
 from mimic_fast.mining.config import MineConfig, RunOptions
-from mimic_fast.mining.dataset import iter_samples, read_index
+from mimic_fast.dataset.reader import iter_samples, read_index
 from mimic_fast.mining.run import mine
 
 QUIET = RunOptions(progress=False)

@@ -24,6 +24,8 @@ class DataConfig:
     streaming: bool = False  # force the streaming reader even for a local folder
     max_skip_fraction: float = 0.01  # unreadable samples tolerated (beyond the first 10) before
     # the run stops with an error
+    strict: bool = False  # refuse damaged data (a shard or pair that differs from what its
+    # index.jsonl records, or any unreadable pair) instead of skipping, counting and warning
 
     def __post_init__(self) -> None:
         if self.decode not in DECODERS:

@@ -11,7 +11,8 @@ Differences from the CPU path (documented, by design):
   ``shuffle_buffer`` samples seeded by (seed, rank, resume position)); a resumed run does
   not replay the same order, so resume is exact only on the CPU path;
 * unreadable samples are skipped by the reader (``missing_component_behavior="skip"``) and
-  are not counted;
+  are not counted, and pairs are not checked against the sha256 their index records (run
+  ``mimic-fast verify`` on the dataset first, or train with ``--decode cpu``);
 * the patch masks are drawn on the GPU by the trainer's generator, not per pair.
 """
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 import logging
 
 import torch
+
+from mimic_fast.dataset.schema import VIEW_EXTS
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ class DaliPairs:
                       seed=seed, prefetch_queue_depth=2, enable_conditionals=True)
         def pipe():
             jpg0, jpg1 = fn.readers.webdataset(
-                paths=shards, ext=[";".join(VIEW0), ";".join(VIEW1)],
+                paths=shards, ext=[";".join(VIEW_EXTS[0]), ";".join(VIEW_EXTS[1])],
                 missing_component_behavior="skip", random_shuffle=True,
                 initial_fill=shuffle_buffer, shard_id=rank, num_shards=world, name="reader")
             # Which view is masked: chosen per pair on the encoded bytes (a CPU predicate),
@@ -109,7 +112,3 @@ class DaliPairs:
         batch = {name: out[name] for name in self.names}
         batch["skipped"] = torch.zeros(self.batch_size, dtype=torch.long)  # CPU, not counted
         return batch
-
-
-VIEW0 = ("0.jpg", "0.jpeg")
-VIEW1 = ("1.jpg", "1.jpeg")

@@ -2,10 +2,21 @@
 
 A mined dataset folder holds WebDataset shards (every ``*.tar`` in the folder, sorted by name,
 or, when the folder has an ``index.jsonl``, only the shards it lists; format:
-:mod:`mimic_fast.mining.writer`). :class:`ShardIndex` scans the tar headers once
-(no image is read) and keeps, for every complete sample (both ``0.jpg`` and ``1.jpg``), the
-byte range of each view inside its shard; reading a pair is then two ``pread`` calls. Samples
-missing a view are counted and left out (a warning says how many).
+:mod:`mimic_fast.dataset.schema`). :class:`ShardIndex` scans the tar headers once
+(no image is read) with :func:`mimic_fast.dataset.reader.iter_members` and keeps, for every
+complete sample (both ``0.jpg`` and ``1.jpg``), the byte range of each member inside its
+shard; reading a pair is then one or two ``pread`` calls. Samples missing a view are counted
+and left out (a warning says how many).
+
+Integrity (what index.jsonl records, see :mod:`mimic_fast.dataset.schema`): while indexing,
+each shard's tar structure (a damaged header or a cut file ends the member list early), its
+size and member count, and the pairs it holds are checked against the record: pairs lost to
+a damaged shard are left out, counted, and named in a warning per shard (``strict``:
+DamagedData instead). When a pair is read, its bytes are checked against its recorded
+sha256 (one sha256 of ~50 KB, ~40 us, the first time a process reads the pair; a mismatch
+raises DamagedData naming shard and key, which the loader counts as a skipped pair, or
+refuses when strict). The indexing result is cached with the index, keyed by the shards'
+sizes and mtimes.
 
 The published MIMIC layout (``<dataset>/<scene>/<pair>/0000.jpg, 0001.jpg, corresponding.npy``
 plus a CSV with columns path1,path2) is read by :class:`CsvIndex`; relative paths are taken
@@ -20,74 +31,22 @@ import hashlib
 import json
 import logging
 import os
-import tarfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from mimic_fast.dataset.errors import DamagedData, DataError
+from mimic_fast.dataset.paths import list_shards, list_stream_urls, resolve_data_path
+from mimic_fast.dataset.reader import iter_shard_samples, read_records
+from mimic_fast.dataset.schema import INDEX, META_EXT, view_of
 from mimic_fast.io.frames import read_pair_rows
 from mimic_fast.io.images import FrameError, read_regular_file
 
 log = logging.getLogger(__name__)
 
-VIEW_EXTS = (("0.jpg", "0.jpeg", "0.png"), ("1.jpg", "1.jpeg", "1.png"))
-
-
-class DataError(RuntimeError):
-    """A dataset that cannot be read; the message names the path and what is wrong."""
-
-
-def is_url(path: str) -> bool:
-    return "://" in str(path) and not str(path).startswith("file://")
-
-
-def split_key(name: str) -> tuple[str, str]:
-    """WebDataset convention: ``dir/base.ext.ext`` -> (``dir/base``, ``ext.ext``)."""
-    folder, _, base = name.rpartition("/")
-    stem, dot, ext = base.partition(".")
-    return (folder + "/" + stem if folder else stem), (ext if dot else "")
-
-
-def list_shards(folder: str | Path) -> list[Path]:
-    folder = Path(str(folder).removeprefix("file://"))
-    if not folder.exists():
-        raise DataError(f"dataset folder {folder} does not exist")
-    if not folder.is_dir():
-        raise DataError(f"dataset path {folder} is not a folder (expected a folder of *.tar "
-                        "shards or a .csv of the published layout)")
-    shards = sorted(p for p in folder.iterdir() if p.suffix == ".tar" and p.is_file())
-    listed = _indexed_shards(folder)
-    if listed is not None:  # a mined dataset: only the shards its index.jsonl names
-        missing = sorted(listed - {p.name for p in shards})
-        if missing:
-            raise DataError(f"dataset folder {folder} lacks {len(missing)} shard(s) that its "
-                            f"index.jsonl lists (e.g. {missing[0]}); the dataset is incomplete")
-        stale = [p.name for p in shards if p.name not in listed]
-        if stale:
-            log.warning("%d *.tar in %s are not in its index.jsonl and are ignored (e.g. %s)",
-                        len(stale), folder, stale[0])
-        shards = [p for p in shards if p.name in listed]
-    if not shards:
-        raise DataError(f"dataset folder {folder} has no *.tar shards"
-                        + (" listed in its index.jsonl" if listed is not None else ""))
-    return shards
-
-
-def _indexed_shards(folder: Path) -> set[str] | None:
-    """Shard names of a mined dataset's ``index.jsonl`` (None when the folder has none)."""
-    path = folder / "index.jsonl"
-    if not path.is_file():
-        return None
-    names = set()
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    names.add(Path(json.loads(line)["shard"]).name)
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise DataError(f"{path} line {n} is not an index row: {exc}") from None
-    return names
+__all__ = ["CsvIndex", "DataError", "DamagedData", "ShardIndex", "dataset_fingerprint",
+           "holdout_rows", "open_index", "split"]
 
 
 def dataset_fingerprint(path: str | Path) -> str:
@@ -95,80 +54,159 @@ def dataset_fingerprint(path: str | Path) -> str:
     its shards (a folder or a .tar), of the CSV's bytes (the published layout; its relative
     paths move with it), or of the shard names (URLs: no request per shard). Moving or copying
     a dataset keeps it; adding, removing or rewriting a shard changes it."""
-    p = str(path)
+    dp = resolve_data_path(path)
     h = hashlib.sha1()
-    if is_url(p) or "{" in p:
-        from mimic_fast.data.loader import list_stream_urls
-
-        for url in list_stream_urls(p):
+    if dp.kind == "urls":
+        for url in list_stream_urls(dp.path):
             h.update(f"{url.rsplit('/', 1)[-1]}\n".encode())
         return "urls:" + h.hexdigest()[:20]
-    local = Path(p.removeprefix("file://"))
-    if local.is_dir() and not any(local.glob("*.tar")):
-        csvs = sorted(local.glob("*.csv"))
-        local = csvs[0] if len(csvs) == 1 else local
-    if local.suffix == ".csv":
-        if not local.is_file():
-            raise DataError(f"CSV {local} does not exist")
-        return "csv:" + hashlib.sha1(local.read_bytes()).hexdigest()[:20]
-    shards = [local] if local.suffix == ".tar" and local.is_file() else list_shards(local)
+    if dp.kind == "csv":
+        if not dp.local.is_file():
+            raise DataError(f"CSV {dp.local} does not exist")
+        return "csv:" + hashlib.sha1(dp.local.read_bytes()).hexdigest()[:20]
+    shards = [dp.local] if dp.kind == "tar" else list_shards(dp.local)
     for s in shards:
         h.update(f"{s.name}|{s.stat().st_size}\n".encode())
     return "shards:" + h.hexdigest()[:20]
 
 
 class ShardIndex:
-    """Byte ranges of both views of every complete sample in a folder of tar shards."""
+    """Byte ranges of the members of every complete sample in a folder of tar shards, with
+    the sha256 recorded for each (when the dataset records one)."""
 
     MAX_OPEN = 64  # shard descriptors kept open per process (least recently used closed)
 
     def __init__(self, shards: list[Path], shard_ids: np.ndarray, offsets: np.ndarray,
-                 sizes: np.ndarray, keys: list[str]):
+                 sizes: np.ndarray, keys: list[str], hashes: np.ndarray | None = None,
+                 hashed: np.ndarray | None = None, damaged: dict | None = None):
+        n = len(keys)
         self.shards = [Path(s) for s in shards]
         self.shard_ids = shard_ids  # int32 [n]
-        self.offsets = offsets  # int64 [n, 2]
-        self.sizes = sizes  # int64 [n, 2]
+        self.offsets = offsets  # int64 [n, 3]: view 0, view 1, json (data offsets)
+        self.sizes = sizes  # int64 [n, 3] (-1: no such member)
         self.keys = keys
+        self.hashes = hashes if hashes is not None else np.zeros((n, 32), np.uint8)  # sha256
+        self.hashed = hashed if hashed is not None else np.zeros(n, bool)  # [n] recorded?
+        self.damaged = damaged or {}  # {shard name: {"problem", "lost", "pairs"}}
         self._fds: dict[int, int] = {}
         self._pid = os.getpid()
+        self._verified: np.ndarray | None = None  # [n] bool: sha256 checked in this process
 
     # --- building ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, folder: str | Path, cache: str | Path | None = None) -> "ShardIndex":
-        """Scan every shard's tar headers (or load ``cache`` when it matches the shards)."""
-        shards = list_shards(folder)
-        stamp = _stamp(shards)
+    def build(cls, folder: str | Path, cache: str | Path | None = None,
+              strict: bool = False) -> "ShardIndex":
+        """Scan every shard's tar headers (or load ``cache`` when it matches the shards) and
+        check them against index.jsonl; damaged shards are reported (see the module
+        docstring): a warning each, or DamagedData when ``strict``."""
+        folder = Path(str(folder).removeprefix("file://"))
+        if folder.suffix == ".tar" and folder.is_file():
+            records, shards = None, [folder]
+        else:
+            records = read_records(folder) if folder.is_dir() else None
+            shards = list_shards(folder, records)
+        stamp = _stamp(shards, folder / INDEX if records is not None else None)
         if cache is not None and Path(cache).is_file():
             with np.load(cache, allow_pickle=False) as z:
                 if str(z["stamp"]) == stamp:
-                    return cls(shards, z["shard_ids"], z["offsets"], z["sizes"], list(z["keys"]))
-        shard_ids, offsets, sizes, keys, incomplete = [], [], [], [], 0
+                    index = cls(shards, z["shard_ids"], z["offsets"], z["sizes"], list(z["keys"]),
+                                z["hashes"], z["hashed"], json.loads(str(z["damaged"])))
+                    index.report(strict)
+                    return index
+        shard_ids, offsets, sizes, keys, hashes, hashed = [], [], [], [], [], []
+        incomplete, damaged = 0, {}
         for sid, shard in enumerate(shards):
-            for key, views in _scan_tar(shard):
-                if views[0] is None or views[1] is None:
-                    incomplete += 1
-                    continue
-                shard_ids.append(sid)
-                offsets.append((views[0][0], views[1][0]))
-                sizes.append((views[0][1], views[1][1]))
-                keys.append(key)
+            rec = records.get(shard.name) if records else None
+            found, members, problem = set(), 0, None
+            try:
+                for key, ms in iter_shard_samples(shard, read=False):
+                    members += len(ms)
+                    off, size = [0, 0, 0], [-1, -1, -1]
+                    for m in ms:
+                        col = view_of(m.ext)
+                        col = 2 if col is None and m.ext == META_EXT else col
+                        if col is not None:
+                            off[col], size[col] = m.offset, m.size
+                    if size[0] < 0 or size[1] < 0:
+                        incomplete += 1
+                        continue
+                    found.add(key)
+                    sha = rec.pairs.get(key) if rec is not None else None
+                    shard_ids.append(sid)
+                    offsets.append(off)
+                    sizes.append(size)
+                    keys.append(key)
+                    hashes.append(bytes.fromhex(sha) if sha else bytes(32))
+                    hashed.append(bool(sha))
+            except DamagedData as exc:
+                problem = str(exc)
+            if rec is not None:
+                file_size = shard.stat().st_size
+                if problem is None and rec.bytes is not None and file_size != rec.bytes:
+                    problem = f"shard {shard} is {file_size} bytes, its index records {rec.bytes}"
+                if problem is None and rec.members is not None and members != rec.members:
+                    problem = (f"shard {shard} holds {members} tar members, its index records "
+                               f"{rec.members}")
+                lost = sum(k not in found for k in rec.pairs)
+                if lost and problem is None:
+                    problem = f"shard {shard} lacks pairs its index lists"
+                if problem:
+                    damaged[shard.name] = {"problem": problem, "lost": lost,
+                                           "pairs": len(rec.pairs)}
+            elif problem:
+                damaged[shard.name] = {"problem": problem, "lost": None, "pairs": None}
         if incomplete:
             log.warning("%d samples in %s miss a view (0.jpg or 1.jpg) and are left out",
                         incomplete, folder)
+        index = cls(shards, np.asarray(shard_ids, np.int32),
+                    np.asarray(offsets, np.int64).reshape(-1, 3),
+                    np.asarray(sizes, np.int64).reshape(-1, 3), keys,
+                    np.frombuffer(b"".join(hashes), np.uint8).reshape(-1, 32).copy(),
+                    np.asarray(hashed, bool), damaged)
         if not keys:
+            if damaged:
+                raise DamagedData(f"dataset {folder} has no readable pairs: "
+                                  + "; ".join(index.damage_lines()))
             raise DataError(f"dataset {folder} has no pairs: {len(shards)} shard(s) but no sample "
                             "with both views (0.jpg and 1.jpg)")
-        index = cls(shards, np.asarray(shard_ids, np.int32), np.asarray(offsets, np.int64),
-                    np.asarray(sizes, np.int64), keys)
-        if cache is not None:
+        if cache is not None:  # damage included: a strict run refuses a cached index too
             index.save(cache, stamp)
+        index.report(strict)
         return index
+
+    def damage_lines(self) -> list[str]:
+        """One line per damaged shard: what is wrong and how many pairs it cost."""
+        lines = []
+        for d in self.damaged.values():
+            if d["lost"] is None:
+                lost = "the pairs after the damage are lost (how many is not recorded)"
+            else:
+                lost = f"{d['lost']} of its {d['pairs']} pairs lost"
+            lines.append(f"{d['problem']}: {lost}")
+        return lines
+
+    def report(self, strict: bool = False) -> None:
+        """Warn about each damaged shard (or raise DamagedData naming them when ``strict``)."""
+        if not self.damaged:
+            return
+        if strict:
+            raise DamagedData("damaged dataset (strict data): " + "; ".join(self.damage_lines()),
+                              lost=self.lost_pairs)
+        for line in self.damage_lines():
+            log.warning("%s; training goes on without them (strict data refuses)", line)
+
+    @property
+    def lost_pairs(self) -> int:
+        """Recorded pairs of damaged shards that could not be indexed (unknown ones: 0)."""
+        return sum(d["lost"] or 0 for d in self.damaged.values())
 
     def save(self, path: str | Path, stamp: str | None = None) -> None:
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, stamp=np.asarray(stamp or _stamp(self.shards)), shard_ids=self.shard_ids,
-                 offsets=self.offsets, sizes=self.sizes, keys=np.asarray(self.keys))
+        np.savez(tmp, stamp=np.asarray(stamp or _stamp(self.shards, None)),
+                 shard_ids=self.shard_ids, offsets=self.offsets, sizes=self.sizes,
+                 keys=np.asarray(self.keys), hashes=self.hashes, hashed=self.hashed,
+                 damaged=np.asarray(json.dumps(self.damaged)))
         os.replace(tmp, path)
 
     # --- access -------------------------------------------------------------------------------
@@ -180,18 +218,41 @@ class ShardIndex:
 
     def read(self, i: int) -> tuple[bytes, bytes]:
         sid = int(self.shard_ids[i])
-        out = []
         try:
             fd = self._fd(sid)
+            if self.hashed[i] and not (self._verified is not None and self._verified[i]):
+                return self._read_checked(fd, i)
+            out = []
             for v in range(2):
                 size = int(self.sizes[i, v])
                 data = os.pread(fd, size, int(self.offsets[i, v]))
                 if len(data) != size:
-                    raise DataError(f"{self.where(i)}: view {v} truncated ({len(data)} of {size} bytes)")
+                    raise DamagedData(f"{self.where(i)}: view {v} truncated ({len(data)} of {size} bytes)")
                 out.append(data)
         except OSError as exc:
             raise DataError(f"{self.where(i)}: cannot read: {exc}") from None
         return out[0], out[1]
+
+    def _read_checked(self, fd: int, i: int) -> tuple[bytes, bytes]:
+        """Both views, from one pread of the sample's members, checked against its sha256
+        (once per pair and process: later epochs read the views alone)."""
+        parts = sorted((int(o), int(s)) for o, s in zip(self.offsets[i], self.sizes[i]) if s >= 0)
+        start, end = parts[0][0], parts[-1][0] + parts[-1][1]
+        buf = os.pread(fd, end - start, start)
+        if len(buf) != end - start:
+            raise DamagedData(f"{self.where(i)}: truncated ({len(buf)} of {end - start} bytes)")
+        view = memoryview(buf)
+        h = hashlib.sha256()
+        for o, s in parts:
+            h.update(view[o - start:o - start + s])
+        if h.digest() != self.hashes[i].tobytes():
+            raise DamagedData(f"{self.where(i)}: bytes do not match the sha256 recorded in "
+                              "index.jsonl (damaged shard)")
+        if self._verified is None:
+            self._verified = np.zeros(len(self.keys), bool)
+        self._verified[i] = True
+        o0, o1 = int(self.offsets[i, 0]) - start, int(self.offsets[i, 1]) - start
+        return buf[o0:o0 + int(self.sizes[i, 0])], buf[o1:o1 + int(self.sizes[i, 1])]
 
     def _fd(self, sid: int) -> int:
         """An open descriptor of shard ``sid``: at most :attr:`MAX_OPEN` stay open (least
@@ -199,6 +260,7 @@ class ShardIndex:
         if os.getpid() != self._pid:  # a forked worker: its copies of the parent's descriptors
             self.close()  # are closed (pread has no shared offset; closing is per process)
             self._pid = os.getpid()
+            self._verified = None  # and it checks what it reads itself
         fd = self._fds.pop(sid, None)
         if fd is None:
             while len(self._fds) >= self.MAX_OPEN:
@@ -223,11 +285,13 @@ class ShardIndex:
     def __getstate__(self):  # descriptors do not travel to worker processes
         state = dict(self.__dict__)
         state["_fds"] = {}
+        state["_verified"] = None
         return state
 
     def subset(self, rows: np.ndarray) -> "ShardIndex":
         return ShardIndex(self.shards, self.shard_ids[rows], self.offsets[rows], self.sizes[rows],
-                          [self.keys[r] for r in rows])
+                          [self.keys[r] for r in rows], self.hashes[rows], self.hashed[rows],
+                          self.damaged)
 
 
 class CsvIndex:
@@ -273,16 +337,16 @@ class CsvIndex:
         return CsvIndex([self.paths[r] for r in rows], [self.keys[r] for r in rows])
 
 
-def open_index(path: str | Path, cache: str | Path | None = None) -> ShardIndex | CsvIndex:
-    """A folder of shards, a .csv file, or a folder holding exactly one .csv and no shards."""
-    p = Path(str(path).removeprefix("file://"))
-    if p.suffix == ".csv":
-        return CsvIndex.build(p)
-    if p.is_dir() and not any(p.glob("*.tar")):
-        csvs = sorted(p.glob("*.csv"))
-        if len(csvs) == 1:
-            return CsvIndex.build(csvs[0])
-    return ShardIndex.build(p, cache)
+def open_index(path: str | Path, cache: str | Path | None = None,
+               strict: bool = False) -> ShardIndex | CsvIndex:
+    """A folder of shards, one .tar, a .csv file, or a folder holding exactly one .csv and
+    no shards (see :func:`mimic_fast.dataset.paths.resolve_data_path`)."""
+    dp = resolve_data_path(path)
+    if dp.kind == "csv":
+        return CsvIndex.build(dp.local)
+    if dp.kind == "urls":
+        raise DataError(f"{path} is a URL or a pattern of shards: stream it (--streaming)")
+    return ShardIndex.build(dp.local, cache, strict)
 
 
 def holdout_rows(keys: list[str], fraction: float) -> np.ndarray:
@@ -305,35 +369,9 @@ def split(index, fraction: float, which: str):
     return index.subset(rows)
 
 
-def _stamp(shards: list[Path]) -> str:
-    h = hashlib.sha1()
-    for s in shards:
+def _stamp(shards: list[Path], index: Path | None) -> str:
+    h = hashlib.sha1(b"v2")  # v2: members, hashes and damage of the integrity checks
+    for s in shards + ([index] if index is not None else []):
         st = s.stat()
         h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
-
-
-def _scan_tar(shard: Path):
-    """Yield (key, [view0 (offset, size) | None, view1 ...]) from the tar headers only."""
-    current, views = None, [None, None]
-    file_size = shard.stat().st_size
-    try:
-        with tarfile.open(shard, mode="r:") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                if member.offset_data + member.size > file_size:
-                    raise DataError(f"shard {shard} is truncated: member {member.name} ends at byte "
-                                    f"{member.offset_data + member.size}, the file has {file_size}")
-                key, ext = split_key(member.name)
-                if key != current:
-                    if current is not None:
-                        yield current, views
-                    current, views = key, [None, None]
-                for v in range(2):
-                    if ext.lower() in VIEW_EXTS[v]:
-                        views[v] = (member.offset_data, member.size)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"shard {shard} is not a readable tar file: {exc}") from None
-    if current is not None:
-        yield current, views

@@ -11,23 +11,28 @@ reader adds ``stream_pos`` [B] (stream items its worker had consumed, for exact 
   positions r, r+W, ... So the global sequence of micro-batches depends only on the seed and
   on W * batch_size: 2 ranks x 2 pairs see exactly what 1 rank x 4 pairs sees. The position
   is the number of micro-batches consumed; a resumed run starts the sampler there and
-  continues exactly (any number of workers). A sample that cannot be decoded is replaced by
-  the next readable one (deterministically) and counted in ``skipped``.
+  continues exactly (any number of workers). A sample that cannot be decoded, or whose
+  bytes do not match the sha256 its index records, is replaced by the next readable one
+  (deterministically), counted in ``skipped`` and named in a warning; the pairs a damaged
+  shard lost are left out of the index, counted and named when it is built
+  (:class:`~mimic_fast.data.index.ShardIndex`).
 * URLs (fsspec: s3://, gs://, http://, ...) or ``streaming=True``: :class:`StreamingPairs`,
   an endless WebDataset-style stream. Shards are permuted per epoch and split over
   (rank, worker) slots (or, with fewer shards than slots, every slot reads every shard and
   keeps every slots-th sample), then pass a seeded shuffle buffer. Resume replays the stream
   and skips the stream items each worker had consumed (exact with the same world size and
-  workers); an unreadable sample, or the rest of a shard that cannot be read, is skipped and
-  counted. Ranks never run dry (the stream is endless), so no rank waits on another at an
-  epoch end.
+  workers); an unreadable or damaged sample (checked against the index.jsonl beside the
+  shards when there is one), or the rest of a shard that cannot be read or breaks off, is
+  skipped, counted (one per lost pair when the index says how many) and named in a warning.
+  ``strict`` (``DataConfig.strict``, ``--strict-data``): damage raises DamagedData instead,
+  in both readers. Ranks never run dry (the stream is endless), so no rank waits on another
+  at an epoch end.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import tarfile
 import zlib
 
 import numpy as np
@@ -35,8 +40,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
 from mimic_fast.data.config import DataConfig
-from mimic_fast.data.index import VIEW_EXTS, DataError, is_url, split_key
 from mimic_fast.data.transforms import DecodeError, PairTransform
+from mimic_fast.dataset.errors import DamagedData, DataError
+from mimic_fast.dataset.reader import ShardRecord, iter_tar_pairs
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +54,14 @@ class PairDataset(Dataset):
 
     ``key_by="index"`` seeds a pair's randomness with (seed, epoch, i) (training);
     ``key_by="key"`` with (seed, crc32(key)), so a pair gets the same view and mask in every
-    evaluation whatever the dataset around it (eval).
+    evaluation whatever the dataset around it (eval). ``strict``: an unreadable or damaged
+    pair raises instead of being replaced.
     """
 
-    def __init__(self, index, transform: PairTransform, seed: int, key_by: str = "index"):
+    def __init__(self, index, transform: PairTransform, seed: int, key_by: str = "index",
+                 strict: bool = False):
         self.index, self.transform, self.seed, self.key_by = index, transform, int(seed), key_by
+        self.strict = strict
 
     def __len__(self) -> int:
         return len(self.index)
@@ -69,6 +78,9 @@ class PairDataset(Dataset):
             try:
                 sample = self.transform(self.index.read(j), rng)
             except (DecodeError, DataError) as exc:
+                if self.strict:
+                    raise DamagedData(f"unreadable pair {self.index.where(j)} (strict data): "
+                                      f"{exc}") from None
                 log.warning("skipping unreadable pair %s: %s", self.index.where(j), exc)
                 continue
             sample["index"], sample["skipped"] = j, attempt
@@ -109,13 +121,16 @@ class StreamingPairs(IterableDataset):
 
     def __init__(self, urls: list[str], transform: PairTransform, seed: int, rank: int, world: int,
                  batch_size: int, start_batches: int = 0, shuffle_buffer: int = 1000,
-                 holdout: float = 0.0, start_positions: list[int | None] | None = None):
+                 holdout: float = 0.0, start_positions: list[int | None] | None = None,
+                 records: dict[str, ShardRecord] | None = None, strict: bool = False):
         if not urls:
             raise DataError("no shards to stream")
         self.urls, self.transform, self.seed = list(urls), transform, int(seed)
         self.rank, self.world, self.batch_size = rank, world, batch_size
         self.start_batches, self.buffer, self.holdout = start_batches, shuffle_buffer, holdout
         self.start_positions = start_positions
+        self.records = records or {}  # shard file name -> what index.jsonl records
+        self.strict = strict
 
     def __iter__(self):
         info = get_worker_info()
@@ -161,9 +176,11 @@ class StreamingPairs(IterableDataset):
                                 f"share of {len(self.urls)} shard(s) (e.g. {self.urls[0]})")
 
     def slot_pairs(self, epoch: int, slot: int, slots: int):
-        """(key, data) of one slot's share of an epoch, before the shuffle buffer; a shard that
-        cannot be read (or breaks off) is logged and gives one (url, None) item instead of the
-        rest of its pairs, which the reader counts as unreadable."""
+        """(key, data) of one slot's share of an epoch, before the shuffle buffer. A damaged
+        pair gives (key, None); a shard that cannot be read (or breaks off) is logged and
+        gives (url, None) items instead of the rest of its pairs (one per recorded pair it
+        lost, or one when none is recorded), which the reader counts as unreadable. With
+        ``strict``, damage raises DamagedData instead."""
         order = np.random.default_rng((self.seed, epoch)).permutation(len(self.urls))
         if len(self.urls) >= slots:  # split by shard
             urls, keep = [self.urls[k] for k in order[slot::slots]], None
@@ -173,17 +190,24 @@ class StreamingPairs(IterableDataset):
         k = 0
         for url in urls:
             try:
-                for key, data in iter_tar_pairs(url):
+                record = self.records.get(url.rstrip("/").rsplit("/", 1)[-1])
+                for key, data in iter_tar_pairs(url, record, self.strict):
                     if limit and zlib.crc32(key.encode()) < limit:
                         continue  # held out (the same rule as index.holdout_rows)
                     if keep is None or k % slots == keep:
                         yield key, data
                     k += 1
             except (DataError, OSError) as exc:
-                log.warning("skipping the rest of shard %s: %s", url, exc)
-                if keep is None or k % slots == keep:
-                    yield url, None
-                k += 1
+                if self.strict and isinstance(exc, DamagedData):
+                    raise
+                lost = getattr(exc, "lost", None) or 1
+                log.warning("skipping the rest of shard %s (%s pair(s) lost): %s", url,
+                            lost if getattr(exc, "lost", None) else "an unknown number of",
+                            exc)
+                for _ in range(lost):
+                    if keep is None or k % slots == keep:
+                        yield url, None
+                    k += 1
 
 
 def _shuffle(items, size: int, rng: np.random.Generator):
@@ -197,64 +221,6 @@ def _shuffle(items, size: int, rng: np.random.Generator):
         buf[j] = item
     rng.shuffle(buf)
     yield from buf
-
-
-def iter_tar_pairs(url: str):
-    """(key, (bytes view 0, bytes view 1)) for every complete sample of one tar shard."""
-    try:
-        if is_url(url):
-            import fsspec
-
-            f = fsspec.open(url, "rb").open()
-        else:
-            f = open(url.removeprefix("file://"), "rb")
-    except (OSError, ValueError, ImportError) as exc:
-        raise DataError(f"cannot open shard {url}: {exc}") from None
-    current, views = None, [None, None]
-    try:
-        with f, tarfile.open(fileobj=f, mode="r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, ext = split_key(member.name)
-                if key != current:
-                    if current is not None and views[0] is not None and views[1] is not None:
-                        yield current, (views[0], views[1])
-                    current, views = key, [None, None]
-                for v in range(2):
-                    if ext.lower() in VIEW_EXTS[v]:
-                        views[v] = tar.extractfile(member).read()
-                        if len(views[v]) != member.size:
-                            raise DataError(f"shard {url} is truncated in {member.name}")
-    except (tarfile.TarError, EOFError) as exc:
-        raise DataError(f"shard {url} is not a readable tar file: {exc}") from None
-    if current is not None and views[0] is not None and views[1] is not None:
-        yield current, (views[0], views[1])
-
-
-def list_stream_urls(path: str) -> list[str]:
-    """Shard URLs: brace patterns expanded, a folder (local or remote) -> its sorted *.tar."""
-    if "{" in path:
-        import braceexpand
-
-        return list(braceexpand.braceexpand(path))
-    if path.endswith(".tar"):
-        return [path]
-    if not is_url(path):
-        from mimic_fast.data.index import list_shards
-
-        return [str(p) for p in list_shards(path)]
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(path)
-    try:
-        names = sorted(n for n in fs.ls(root, detail=False) if n.endswith(".tar"))
-    except (OSError, FileNotFoundError) as exc:
-        raise DataError(f"cannot list dataset {path}: {exc}") from None
-    if not names:
-        raise DataError(f"dataset {path} has no *.tar shards")
-    protocol = path.split("://", 1)[0]
-    return [n if "://" in n else f"{protocol}://{n}" for n in names]
 
 
 def _worker_init(_):

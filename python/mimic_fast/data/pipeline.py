@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mimic_fast.data.config import DataConfig
-from mimic_fast.data.index import DataError, is_url, open_index, split
+from mimic_fast.data.index import open_index, split
 from mimic_fast.data.transforms import PairTransform
+from mimic_fast.dataset.errors import DataError
+from mimic_fast.dataset.paths import list_shards, list_stream_urls, resolve_data_path, stream_records
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,8 @@ def choose_decoder(cfg: DataConfig, device: str) -> tuple[str, str]:
 
     if cfg.decode == "cpu":
         return "cpu", "decode=cpu"
-    local_shards = not is_url(cfg.path) and not str(cfg.path).endswith(".csv") and \
-        any(Path(cfg.path).glob("*.tar"))
+    kind = resolve_data_path(cfg.path).kind
+    local_shards = kind == "shards" and any(Path(cfg.path).glob("*.tar"))
     ok, why = dali_available() if device == "cuda" else (False, f"device is {device}")
     if cfg.decode == "dali":
         if not ok:
@@ -67,7 +69,6 @@ def train_batches(cfg: DataConfig, *, img_size: int, num_patches: int, num_maske
     log.info("data: %s decoding (%s)", decoder.upper(), why)
     if decoder == "dali":
         from mimic_fast.data.dali import DaliPairs
-        from mimic_fast.data.index import list_shards
 
         if cfg.holdout:
             raise DataError("holdout is not supported with DALI decoding; use --decode cpu")
@@ -81,16 +82,18 @@ def train_batches(cfg: DataConfig, *, img_size: int, num_patches: int, num_maske
     transform = PairTransform(img_size, num_patches, num_masked, two_views, cfg.augment,
                               cfg.crop_min_scale, tuple(cfg.color_jitter))
     pin = device == "cuda"
-    if cfg.streaming or is_url(cfg.path):
-        urls = L.list_stream_urls(cfg.path)
+    if cfg.streaming or resolve_data_path(cfg.path).kind == "urls":
+        urls = list_stream_urls(cfg.path)
         ds = L.StreamingPairs(urls, transform, seed, rank, world, batch_size, start_batches,
-                              cfg.shuffle_buffer, cfg.holdout, stream_positions)
+                              cfg.shuffle_buffer, cfg.holdout, stream_positions,
+                              records=stream_records(cfg.path), strict=cfg.strict)
         log.info("data: streaming %d shard(s) from %s", len(urls), cfg.path)
         return BatchSource(iter(L.make_loader(ds, cfg, batch_size, pin_memory=pin)), "stream",
                            None, masks_in_batch=True)
-    index = split(open_index(cfg.path, index_cache), cfg.holdout, "train" if cfg.holdout else "all")
+    index = split(open_index(cfg.path, index_cache, cfg.strict), cfg.holdout,
+                  "train" if cfg.holdout else "all")
     sampler = L.EpochSampler(len(index), batch_size, rank, world, seed, start_batches * batch_size)
-    ds = L.PairDataset(index, transform, seed)
+    ds = L.PairDataset(index, transform, seed, strict=cfg.strict)
     log.info("data: %d pairs from %s (%d micro-batches of %d per rank per epoch)",
              len(index), cfg.path, len(sampler) // batch_size, batch_size)
     return BatchSource(iter(L.make_loader(ds, cfg, batch_size, sampler, pin_memory=pin)), "index",

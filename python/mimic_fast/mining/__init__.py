@@ -3,9 +3,8 @@ candidate pairs -> ratio-test matches -> RANSAC homography -> patch overlap -> s
 
 Modules: ``config`` (MineConfig, RunOptions), ``views`` (decode + resize + SIFT per frame),
 ``samplers`` (ordered / group / list candidates), ``evaluate`` (per-pair verdicts, one
-patch_overlap call per batch), ``sample`` and ``writer`` (the dataset format: see
-:mod:`mimic_fast.mining.writer`), ``worker`` (the per-source unit of work), ``engines``
-(serial, process pool, Ray), ``run`` (``mine``: resumable orchestration), ``dataset``
-(reading back), ``mimic_format`` (published layout export/import), ``synthetic`` (generated
-camera paths), ``commands`` (the CLI).
+patch_overlap call per batch), ``sample`` (an accepted pair -> its sample; the format and
+its writer are :mod:`mimic_fast.dataset`), ``worker`` (the per-source unit of work),
+``engines`` (serial, process pool, Ray), ``run`` (``mine``: resumable orchestration),
+``synthetic`` (generated camera paths), ``commands`` (the CLI).
 """

@@ -1,4 +1,4 @@
-"""CLI: ``mimic-fast mine | show | stats | pack | export-mimic | import-mimic``.
+"""CLI: ``mimic-fast mine | show | stats | verify | pack | export-mimic | import-mimic``.
 
 Heavy imports (cv2, ray) happen inside the command functions so ``mimic-fast --help`` is fast.
 """
@@ -26,6 +26,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="histogram PNG (default DATASET/overlap_hist.png)")
     p.set_defaults(func=cmd_stats)
+
+    p = subparsers.add_parser(
+        "verify", help="check every shard and pair of a dataset against its index (counts, "
+        "sizes, sha256); exit 1 naming what is damaged")
+    p.add_argument("dataset", type=Path)
+    p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser(
         "pack", help="copy a mined dataset into shards of N pairs (mining writes one per source)")
@@ -127,12 +133,13 @@ def cmd_mine(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from mimic_fast.mining.dataset import read_sample
+    from mimic_fast.dataset.errors import DataError
+    from mimic_fast.dataset.reader import read_sample
     from mimic_fast.viz.correspondences import draw_correspondences, save_png
 
     try:
         s = read_sample(args.dataset, args.key)
-    except (KeyError, FileNotFoundError) as exc:
+    except (KeyError, FileNotFoundError, DataError) as exc:
         print(f"mimic-fast show: error: {exc.args[0]}", file=sys.stderr)
         return 2
     m = s.meta
@@ -149,9 +156,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from mimic_fast.mining.dataset import read_index, read_summary
+    from mimic_fast.dataset.reader import read_index, read_summary
+    from mimic_fast.dataset.schema import DONE_DIR
     from mimic_fast.mining.run import format_summary
-    from mimic_fast.mining.writer import DONE_DIR
     from mimic_fast.viz.histogram import overlap_histogram
 
     try:
@@ -175,8 +182,23 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from mimic_fast.dataset.errors import DataError
+    from mimic_fast.dataset.verify import verify
+
+    try:
+        report = verify(args.dataset)
+    except DataError as exc:
+        print(f"mimic-fast verify: error: {exc}", file=sys.stderr)
+        return 2
+    for line in report.problems:
+        print(f"DAMAGED {line}")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
 def cmd_pack(args: argparse.Namespace) -> int:
-    from mimic_fast.mining.pack import PackError, pack
+    from mimic_fast.dataset.pack import PackError, pack
 
     try:
         summary = pack(args.dataset, args.out, args.pairs_per_shard)
@@ -189,15 +211,20 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mimic_fast.mining.mimic_format import export_mimic
+    from mimic_fast.dataset.errors import DataError
+    from mimic_fast.dataset.mimic_layout import export_mimic
 
-    n = export_mimic(args.dataset, args.out, args.csv)
+    try:
+        n = export_mimic(args.dataset, args.out, args.csv)
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        print(f"mimic-fast export-mimic: error: {exc}", file=sys.stderr)
+        return 2
     print(f"exported {n} pairs to {args.out} ({args.csv})")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from mimic_fast.mining.mimic_format import import_mimic
+    from mimic_fast.dataset.mimic_layout import import_mimic
     from mimic_fast.mining.run import format_summary
 
     try:

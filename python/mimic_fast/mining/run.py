@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from mimic_fast.dataset.schema import DONE_DIR, FORMAT, FORMAT_VERSION, manifest_path
+from mimic_fast.dataset.writer import finalize, remove_stale_temporaries, write_json_atomic
 from mimic_fast.io.sources import Source, discover
 from mimic_fast.mining.config import MineConfig, RunOptions
-from mimic_fast.mining.writer import (
-    DONE_DIR, FORMAT, FORMAT_VERSION, manifest_path, remove_stale_temporaries,
-    write_bytes_atomic, write_json_atomic,
-)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +33,7 @@ def mine(
     on_source_done: Callable[[dict], None] | None = None,
 ) -> dict:
     """Mine ``inputs`` into the dataset folder ``out``; returns the summary (also written to
-    ``out/summary.json``). Format: :mod:`mimic_fast.mining.writer`.
+    ``out/summary.json``). Format: :mod:`mimic_fast.dataset.schema`.
 
     on_source_done(manifest) is called in this process after each source lands (tests use
     it to simulate a crash).
@@ -138,40 +135,6 @@ def _check_or_write_config(out, inputs, sources, config, options) -> None:
     if any(out.glob("pairs-*.tar")) or (out / DONE_DIR).is_dir():
         raise DatasetMismatch(f"{out} has shards but no config.json; use another --out")
     write_json_atomic(path, want)
-
-
-def finalize(out, sources, finished, fresh, input_errors, options, seconds) -> dict:
-    """Rebuild index.jsonl and summary.json from the manifests ``finished`` {index: manifest}."""
-    manifests = [finished[i] for i in sorted(finished)]
-    lines = [json.dumps(row, separators=(",", ":")) for m in manifests for row in m["pairs"]]
-    write_bytes_atomic(out / "index.jsonl", ("\n".join(lines) + "\n" if lines else "").encode())
-    rejected: Counter = Counter()
-    errors = list(input_errors)
-    for m in manifests:
-        rejected.update(m["rejected"])
-        errors.extend(m["errors"])
-        if m["status"] == "failed":
-            errors.append({"input": m["source"]["path"], "error": m["error"]})
-    fresh_candidates = sum(m["candidates"] for m in fresh)
-    summary = {
-        "sources": len(sources) + len(input_errors),
-        "sources_done": sum(m["status"] == "done" for m in manifests),
-        "sources_failed": sum(m["status"] == "failed" for m in manifests) + len(input_errors),
-        "sources_skipped": len(manifests) - len(fresh),
-        "sources_pending": len(sources) - len(manifests),
-        "frames": sum(m["frames"] for m in manifests),
-        "candidates": sum(m["candidates"] for m in manifests),
-        "accepted": sum(m["accepted"] for m in manifests),
-        "rejected": dict(sorted(rejected.items())),
-        "errors": errors,
-        "shards": [m["shard"] for m in manifests if m["shard"]],
-        "seconds": round(seconds, 3),
-        "candidates_per_second": round(fresh_candidates / seconds, 3) if seconds > 0 else 0.0,
-        "engine": options.engine,
-        "workers": options.workers,
-    }
-    write_json_atomic(out / "summary.json", summary)
-    return summary
 
 
 def _progress(total: int, initial: int, enabled: bool):

@@ -1,5 +1,5 @@
 """One accepted candidate -> the members of its WebDataset sample and its index row
-(format: :mod:`mimic_fast.mining.writer`)."""
+(format: :mod:`mimic_fast.dataset.schema`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import json
 
 import numpy as np
 
+from mimic_fast.dataset import schema
 from mimic_fast.io.sources import Source
 from mimic_fast.mining.config import MineConfig
 from mimic_fast.mining.evaluate import Candidate
 
 
 def sample_key(source: Source, i: int, j: int) -> str:
-    return f"{source.id}-{i:06d}-{j:06d}"
+    return schema.sample_key(source.id, i, j)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
@@ -50,14 +51,11 @@ def sample_record(source: Source, c: Candidate, cfg: MineConfig) -> dict:
 
 
 def encode_sample(source: Source, c: Candidate, cfg: MineConfig) -> tuple[str, dict, dict]:
-    """(key, tar members {ext: bytes}, index row) of an accepted candidate."""
+    """(key, tar members {ext: bytes}, the sample's json) of an accepted candidate."""
     rec = sample_record(source, c, cfg)
-    members = {
-        "0.jpg": encode_jpeg(c.v1.rgb, cfg.jpeg_quality),
-        "1.jpg": encode_jpeg(c.v2.rgb, cfg.jpeg_quality),
-        "json": json.dumps(rec, separators=(",", ":")).encode(),
-    }
-    row = {"key": rec["key"], "source": source.path, "kind": source.kind,
-           "frames": rec["frames"], "overlap": rec["overlap"], "inliers": c.inliers,
-           "matches": c.matches}
-    return rec["key"], members, row
+    members = dict(zip(schema.MEMBER_EXTS, (
+        encode_jpeg(c.v1.rgb, cfg.jpeg_quality),
+        encode_jpeg(c.v2.rgb, cfg.jpeg_quality),
+        json.dumps(rec, separators=(",", ":")).encode(),
+    )))
+    return rec["key"], members, rec

@@ -18,9 +18,8 @@ from mimic_fast.mining.evaluate import Candidate
 from mimic_fast.mining.sample import encode_sample
 from mimic_fast.mining.samplers import group_candidates, list_candidates, ordered_candidates
 from mimic_fast.mining.views import folder_views, video_views, view_from_file
-from mimic_fast.mining.writer import (
-    ShardWriter, manifest_path, shard_name, write_json_atomic,
-)
+from mimic_fast.dataset.schema import index_row, manifest_path, shard_name
+from mimic_fast.dataset.writer import ShardWriter, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +81,8 @@ def process_source(task: SourceTask) -> dict:
             if c.H is not None:
                 overlaps.append(round(c.overlap, 6))
             if c.accepted:
-                key, members, row = encode_sample(source, c, cfg)
-                writer.add(key, members)
-                rows.append(dict(row, shard=shard_name(task.index)))
+                key, members, meta = encode_sample(source, c, cfg)
+                rows.append(index_row(meta, shard_name(task.index), writer.add(key, members)))
             else:
                 rejected[c.reason] += 1
         shard = writer.commit()
@@ -96,7 +94,8 @@ def process_source(task: SourceTask) -> dict:
         rows, overlaps, rejected, n_candidates = [], [], Counter(), 0
     manifest = {
         "index": task.index, "source": source.as_dict(), "status": status, "error": error,
-        "shard": shard, "frames": len(frames), "candidates": n_candidates,
+        "shard": shard, **writer.manifest_fields(), "frames": len(frames),
+        "candidates": n_candidates,
         "accepted": len(rows), "rejected": dict(sorted(rejected.items())), "errors": errors,
         "pairs": rows, "candidate_overlaps": overlaps,
         "seconds": round(time.perf_counter() - t0, 4),

@@ -45,6 +45,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="fraction of pairs kept out of training (for eval)")
     g.add_argument("--streaming", action="store_true", help="stream shards instead of indexing them")
     g.add_argument("--shuffle-buffer", type=int, default=1000)
+    g.add_argument("--strict-data", action="store_true",
+                   help="refuse damaged data (a shard or pair that differs from what the "
+                        "dataset's index.jsonl records, or any unreadable pair) instead of "
+                        "skipping it with a warning")
     g = p.add_argument_group("logging and checkpoints")
     g.add_argument("--log-every", type=int, default=10)
     g.add_argument("--ckpt-every", type=int, default=500)
@@ -59,7 +63,7 @@ def config_from_args(args):
 
     data = DataConfig(path=args.data, decode=args.decode, num_workers=args.num_workers,
                       augment=args.augment, holdout=args.holdout, streaming=args.streaming,
-                      shuffle_buffer=args.shuffle_buffer)
+                      shuffle_buffer=args.shuffle_buffer, strict=args.strict_data)
     optim = OptimConfig(blr=args.blr, lr=args.lr, min_lr=args.min_lr, weight_decay=args.weight_decay,
                         warmup_steps=args.warmup_steps, schedule_steps=args.schedule_steps,
                         grad_clip=args.grad_clip)

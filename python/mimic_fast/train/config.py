@@ -24,6 +24,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MAY_CHANGE = frozenset({
     "max_steps", "log_every", "ckpt_every", "keep_every", "progress", "compile", "peak_tflops",
     "device", "out", "data.num_workers", "data.prefetch_factor", "data.decode", "data.path",
+    "data.strict",
 })
 
 

@@ -279,7 +279,8 @@ def _keep_copy(src: Path, dst: Path) -> None:
 
 def _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=False, stream_pos=None):
     if dry:  # only builds/validates the index cache (local shard folders)
-        from mimic_fast.data.index import is_url, open_index
+        from mimic_fast.data.index import open_index
+        from mimic_fast.dataset.paths import is_url
 
         if not cfg.data.streaming and not is_url(cfg.data.path):
             open_index(cfg.data.path, index_cache if not str(cfg.data.path).endswith(".csv") else None)

@@ -1,4 +1,4 @@
-"""The mined dataset on disk: format, and crash-safe writing.
+"""The pair dataset on disk ("mimic-fast-pairs", version 1): the one definition.
 
 Layout of a dataset folder ``DIR`` (everything a reader needs is in the tar shards and
 ``index.jsonl``; the rest is bookkeeping)::
@@ -13,11 +13,12 @@ Layout of a dataset folder ``DIR`` (everything a reader needs is in the tar shar
                              6 digits), so numbers have gaps where a source gave no pair.
                              (``mimic-fast pack`` copies a dataset into shards of N pairs
                              numbered 0, 1, ...; config.json then has "packed": {"from",
-                             "pairs_per_shard"}; see :mod:`mimic_fast.mining.pack`.)
+                             "pairs_per_shard"}; see :mod:`mimic_fast.dataset.pack`.)
     DIR/index.jsonl          one JSON object per pair, ordered by source index, then by frames:
                              {"key", "shard", "source", "kind", "frames": [i, j], "overlap",
-                             "inliers", "matches"}.
-    DIR/summary.json         counts of the whole dataset (see :func:`mimic_fast.mining.run.mine`):
+                             "inliers", "matches", and the integrity record (below):
+                             "sha256", "shard_members", "shard_bytes", "shard_sha256"}.
+    DIR/summary.json         counts of the whole dataset (see :func:`mimic_fast.dataset.writer.finalize`):
                              sources, sources_done, sources_failed, sources_skipped (finished
                              by an earlier run), sources_pending (not finished: a stopped run),
                              frames, candidates, accepted, rejected {reason: count},
@@ -27,8 +28,10 @@ Layout of a dataset folder ``DIR`` (everything a reader needs is in the tar shar
     DIR/_done/source-NNNNNN.json  per-source manifest ("done" or "failed"), written after the
                              source's shard is in place (a failed source has no shard: any
                              earlier one is deleted first); what reruns skip on. Holds the
-                             source's counts, errors, index rows and every candidate's overlap
-                             (stats).
+                             source's counts, errors, index rows ("pairs", each with its
+                             "sha256"), the shard's "shard_members", "shard_bytes" and
+                             "shard_sha256" (null without a shard) and every candidate's
+                             overlap (stats).
 
 Each sample in a shard is three tar members, in this order, with key
 ``<source id>-<frame i, 6+ digits>-<frame j, 6+ digits>`` (source id = 16 hex digits of
@@ -36,7 +39,7 @@ sha1("<kind>:<absolute path>"); no dots, so WebDataset splits ``key.ext`` correc
 
     <key>.0.jpg   view 1, RGB, size x size (224x224 by default), JPEG quality 95 (config)
     <key>.1.jpg   view 2, same
-    <key>.json    {"key", "source" (absolute path), "kind" (video|frames|group|list),
+    <key>.json    {"key", "source" (absolute path), "kind" (video|frames|group|list|import),
                    "frames": [i, j] (presentation indices for a video; positions in the
                    name-sorted folder for frames/group; first-appearance positions for a list),
                    "times": [t_i, t_j] presentation times in seconds (video) or null,
@@ -62,6 +65,19 @@ moves nothing by a pixel. Tar members have fixed metadata (mtime 0, uid/gid 0, m
 USTAR), so the same inputs and settings give byte-identical shards. Read with plain
 ``webdataset.WebDataset(urls)`` (fields "0.jpg", "1.jpg", "json") or ``tar -xf``.
 
+Integrity record (written by :class:`~mimic_fast.dataset.writer.ShardWriter` while it writes;
+checked by every reader, :mod:`mimic_fast.dataset.verify` checks all of it):
+
+    "sha256"         of the sample: sha256 of its members' bytes (payloads only, no tar
+                     headers) concatenated in tar order (0.jpg, 1.jpg, json)
+    "shard_members"  tar members in the shard (3 per sample)
+    "shard_bytes"    size of the shard file
+    "shard_sha256"   sha256 of the shard file's bytes
+
+These fields were added without a version bump: a reader needs none of them to read a
+dataset, and a dataset written before them (no such fields) stays readable; its shards
+are checked for their tar structure only ("no hashes recorded").
+
 Crash safety: a shard is written to ``.pairs-NNNNNN.tar.tmp-*`` and renamed when complete;
 the manifest is written the same way afterwards; index.jsonl and summary.json are rewritten
 (atomically) from all manifests at the end of each run.
@@ -69,16 +85,39 @@ the manifest is written the same way afterwards; index.jsonl and summary.json ar
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import tarfile
-import uuid
+import re
 from pathlib import Path
 
 FORMAT = "mimic-fast-pairs"
 FORMAT_VERSION = 1
+
+CONFIG = "config.json"
+INDEX = "index.jsonl"
+SUMMARY = "summary.json"
 DONE_DIR = "_done"
+
+# Extensions of the two views, by view; every reader (index, stream, DALI) takes these.
+VIEW_EXTS = (("0.jpg", "0.jpeg", "0.png"), ("1.jpg", "1.jpeg", "1.png"))
+META_EXT = "json"
+# Members of a sample as the writers write them, in this order.
+MEMBER_EXTS = ("0.jpg", "1.jpg", META_EXT)
+
+# The sample's json (see the module docstring), in the order mining writes it.
+SAMPLE_FIELDS = ("key", "source", "kind", "frames", "times", "paths", "original_size",
+                 "image_size", "patch_size", "resize", "H", "overlap", "counts",
+                 "correspondences", "inliers", "matches", "keypoints")
+# An index row: the pair's fields, then its shard, then the integrity record.
+ROW_FIELDS = ("key", "source", "kind", "frames", "overlap", "inliers", "matches", "shard")
+SHARD_RECORD_FIELDS = ("shard_members", "shard_bytes", "shard_sha256")
+SAMPLE_HASH_FIELD = "sha256"
+
+# <source id, 16 hex digits>-<frame i, 6+ digits>-<frame j, 6+ digits>
+KEY_PATTERN = re.compile(r"([0-9a-f]{16})-([0-9]{6,})-([0-9]{6,})")
+
+
+def config_header() -> dict:
+    """The first two fields of every dataset's config.json."""
+    return {"format": FORMAT, "format_version": FORMAT_VERSION}
 
 
 def shard_name(index: int) -> str:
@@ -89,103 +128,45 @@ def manifest_path(out: Path, index: int) -> Path:
     return Path(out) / DONE_DIR / f"source-{index:06d}.json"
 
 
-def _tmp_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+def sample_key(source_id: str, i: int, j: int) -> str:
+    return f"{source_id}-{i:06d}-{j:06d}"
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def parse_key(key: str) -> tuple[str, int, int]:
+    """(source id, frame i, frame j) of a pair key; ValueError when it is not one."""
+    m = KEY_PATTERN.fullmatch(key)
+    if m is None:
+        raise ValueError(f"sample key {key!r} is not a pair key (<16 hex>-<frame>-<frame>)")
+    return m[1], int(m[2]), int(m[3])
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, fsync, rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+def check_member_key(key: str) -> None:
+    """A key a tar member can carry: no '.' (it starts the extension) and no '/'."""
+    if not key or "." in key or "/" in key:
+        raise ValueError(f"sample key {key!r} is not a pair key: a key may not be empty or "
+                         "contain '.' or '/'")
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
+def split_key(name: str) -> tuple[str, str]:
+    """WebDataset convention: ``dir/base.ext.ext`` -> (``dir/base``, ``ext.ext``)."""
+    folder, _, base = name.rpartition("/")
+    stem, dot, ext = base.partition(".")
+    return (folder + "/" + stem if folder else stem), (ext if dot else "")
 
 
-def remove_stale_temporaries(out: Path) -> int:
-    """Delete temporary files left by a killed run; returns how many."""
-    n = 0
-    for folder in (Path(out), Path(out) / DONE_DIR):
-        if folder.is_dir():
-            for p in folder.glob(".*.tmp-*"):
-                p.unlink(missing_ok=True)
-                n += 1
-    return n
+def view_of(ext: str) -> int | None:
+    """0 or 1 when ``ext`` names a view, else None."""
+    ext = ext.lower()
+    for v in range(2):
+        if ext in VIEW_EXTS[v]:
+            return v
+    return None
 
 
-class ShardWriter:
-    """One source's shard: samples are streamed into a temporary tar, which ``commit``
-    renames to its final name (or deletes, with any stale final shard, if it got no sample);
-    ``abort`` deletes both too.
-    """
-
-    def __init__(self, final_path: Path):
-        self.final = Path(final_path)
-        self.tmp = _tmp_name(self.final)
-        self._file = open(self.tmp, "wb")
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
-        self.samples = 0
-
-    def add(self, key: str, members: dict[str, bytes]) -> None:
-        """Append one sample: ``members`` maps extensions ("0.jpg", "json") to bytes, written
-        in the given order as ``key.ext``."""
-        if "." in key or "/" in key:
-            raise ValueError(f"sample keys may not contain '.' or '/', got {key!r}")
-        for ext, data in members.items():
-            info = tarfile.TarInfo(f"{key}.{ext}")
-            info.size = len(data)
-            info.mtime = 0
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            self._tar.addfile(info, io.BytesIO(data))
-        self.samples += 1
-
-    def commit(self) -> str | None:
-        """Finish the shard; returns its file name, or None when it holds no sample."""
-        self._tar.close()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        if self.samples == 0:
-            self.tmp.unlink(missing_ok=True)
-            self.final.unlink(missing_ok=True)
-            return None
-        os.replace(self.tmp, self.final)
-        _fsync_dir(self.final.parent)
-        return self.final.name
-
-    def abort(self) -> None:
-        """Drop the shard of a failed source, and any final shard an earlier run left (a run
-        killed between the shard's rename and its manifest): readers take every pairs-*.tar,
-        so none may stay without a "done" manifest."""
-        try:
-            self._tar.close()
-            self._file.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
-            self.final.unlink(missing_ok=True)
+def index_row(meta: dict, shard: str, sha256: str | None) -> dict:
+    """The index row of a sample from its json (before the shard's record is known)."""
+    row = {k: meta[k] for k in ROW_FIELDS[:-1]}
+    row["shard"] = shard
+    if sha256 is not None:
+        row[SAMPLE_HASH_FIELD] = sha256
+    return row

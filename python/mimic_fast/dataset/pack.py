@@ -5,14 +5,17 @@ million small files after a million short clips. ``pack`` copies every pair of a
 dataset, in index order and member for member (the bytes and the fixed tar metadata of the
 writer), into ``pairs-NNNNNN.tar`` shards of ``pairs_per_shard`` pairs in a NEW folder:
 
-- ``index.jsonl``: the same rows, "shard" naming the new shard;
+- ``index.jsonl``: the same rows, "shard" naming the new shard, with the new shards'
+  integrity records (the samples' sha256 are unchanged: their bytes are);
 - ``config.json``: the original's, plus ``"packed": {"from", "pairs_per_shard"}``. ``mine``
   refuses to add to a packed folder: mine more into the original and pack again;
 - ``summary.json``: the original's, with the new shard list;
 - ``_done/``: the original's per-source manifests (counts and candidate overlaps, for
   ``stats``; their "shard" fields still name the original shards).
 
-The source folder is only read. Shards are written as mining writes them (temporary file,
+The source folder is only read, and checked as it is read: a shard or pair that differs from
+what its index records stops the pack (PackError naming it; ``mimic-fast verify`` says more).
+Shards are written as mining writes them (temporary file,
 rename) and config.json last, so a folder without config.json is an unfinished pack: a new
 pack into it clears what the unfinished one left.
 """
@@ -21,13 +24,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from pathlib import Path
 
-from mimic_fast.mining.dataset import read_index, read_summary
-from mimic_fast.mining.writer import (
-    DONE_DIR, ShardWriter, remove_stale_temporaries, shard_name, write_bytes_atomic,
-    write_json_atomic,
+from mimic_fast.dataset.errors import DataError
+from mimic_fast.dataset.reader import (
+    iter_shard_samples, read_index, read_records, read_summary, sample_sha256,
+)
+from mimic_fast.dataset.schema import CONFIG, DONE_DIR, INDEX, SAMPLE_HASH_FIELD, SUMMARY, shard_name
+from mimic_fast.dataset.writer import (
+    ShardWriter, index_lines, remove_stale_temporaries, write_atomic, write_json_atomic,
 )
 
 
@@ -43,37 +48,46 @@ def pack(dataset: str | Path, out: str | Path, pairs_per_shard: int = 1000) -> d
     if not (src / "config.json").is_file():
         raise PackError(f"{src} is not a mined dataset (no config.json)")
     rows = read_index(src)
-    config = json.loads((src / "config.json").read_text())
+    records = read_records(src) or {}
+    config = json.loads((src / CONFIG).read_text())
     summary = read_summary(src)
     _prepare(out, src)
 
-    new_rows: list[dict] = []
+    done: list[tuple[list[dict], dict]] = []  # (rows, shard record) of each new shard
+    pending: list[dict] = []
     writer = None
+
+    def close_shard():
+        writer.commit()
+        done.append((pending[:], writer.record))
+        pending.clear()
+
     for shard, shard_rows in _by_shard(rows):
-        members = _read_shard(src / shard)
+        members = _read_shard(src / shard, records.get(Path(shard).name))
         for row in shard_rows:
             if row["key"] not in members:
                 raise PackError(f"{src / shard} has no sample {row['key']!r} (listed in "
                                 "index.jsonl)")
             if writer is None or writer.samples == pairs_per_shard:
                 if writer is not None:
-                    writer.commit()
-                writer = ShardWriter(out / shard_name(len(new_rows) // pairs_per_shard))
-            writer.add(row["key"], members[row["key"]])
-            new_rows.append(dict(row, shard=writer.final.name))
-    shards = []
+                    close_shard()
+                writer = ShardWriter(out / shard_name(sum(len(r) for r, _ in done)
+                                                      // pairs_per_shard))
+            sha = writer.add(row["key"], members[row["key"]])
+            pending.append(dict(row, shard=writer.final.name, **{SAMPLE_HASH_FIELD: sha}))
     if writer is not None:
-        writer.commit()
-        shards = sorted({r["shard"] for r in new_rows})
+        close_shard()
+    shards = [rows_[0]["shard"] for rows_, _ in done]
 
     if (src / DONE_DIR).is_dir():
         shutil.copytree(src / DONE_DIR, out / DONE_DIR)
-    lines = [json.dumps(row, separators=(",", ":")) for row in new_rows]
-    write_bytes_atomic(out / "index.jsonl", ("\n".join(lines) + "\n" if lines else "").encode())
+    write_atomic(out / INDEX, index_lines(
+        ([{k: v for k, v in r.items() if not k.startswith("shard_")} for r in rows_], record)
+        for rows_, record in done))
     summary = dict(summary, shards=shards)
-    write_json_atomic(out / "summary.json", summary)
+    write_json_atomic(out / SUMMARY, summary)
     config["packed"] = {"from": str(src.resolve()), "pairs_per_shard": pairs_per_shard}
-    write_json_atomic(out / "config.json", config)  # last: marks the pack finished
+    write_json_atomic(out / CONFIG, config)  # last: marks the pack finished
     return summary
 
 
@@ -115,16 +129,22 @@ def _by_shard(rows: list[dict]):
     return groups
 
 
-def _read_shard(path: Path) -> dict[str, dict[str, bytes]]:
-    """key -> {ext: bytes} in member order, for every sample of a shard."""
+def _read_shard(path: Path, record) -> dict[str, dict[str, bytes]]:
+    """key -> {ext: bytes} in member order, for every sample of a shard, checked against
+    the shard's ``record`` (when the index has one)."""
     samples: dict[str, dict[str, bytes]] = {}
+    members = 0
     try:
-        with tarfile.open(path) as tar:
-            for m in tar:
-                if not m.isfile():
-                    continue
-                key, _, ext = m.name.partition(".")
-                samples.setdefault(key, {})[ext] = tar.extractfile(m).read()
-    except (OSError, tarfile.TarError) as exc:
+        for key, ms in iter_shard_samples(path):
+            members += len(ms)
+            sha = record.pairs.get(key) if record is not None else None
+            if sha is not None and sample_sha256(m.data for m in ms) != sha:
+                raise PackError(f"shard {path}: pair {key} does not match its recorded sha256 "
+                                "(damaged; see mimic-fast verify)")
+            samples.setdefault(key, {}).update((m.ext, m.data) for m in ms)
+    except (OSError, DataError) as exc:
         raise PackError(f"cannot read shard {path}: {exc}") from None
+    if record is not None and record.members is not None and members != record.members:
+        raise PackError(f"shard {path} holds {members} tar members, its index records "
+                        f"{record.members} (damaged; see mimic-fast verify)")
     return samples

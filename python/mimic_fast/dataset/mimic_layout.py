@@ -22,17 +22,19 @@ import os
 import pickle
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mimic_fast.dataset.reader import decode_jpeg, iter_samples
+from mimic_fast.dataset.schema import (
+    KEY_PATTERN, config_header, index_row, manifest_path, sample_key, shard_name,
+)
+from mimic_fast.dataset.writer import ShardWriter, finalize, write_atomic, write_json_atomic
 from mimic_fast.io.frames import read_pair_rows
 from mimic_fast.io.images import FrameError, checked_image_size, read_regular_file
 from mimic_fast.io.sources import Source
-from mimic_fast.mining.dataset import iter_samples
-from mimic_fast.mining.writer import (
-    ShardWriter, manifest_path, shard_name, write_bytes_atomic, write_json_atomic,
-)
 
 CSV_NAME = "pairs.csv"
 
@@ -63,18 +65,14 @@ def export_mimic(dataset: str | Path, out: str | Path, csv_name: str = CSV_NAME)
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["path1", "path2"])
     writer.writerows(rows)
-    write_bytes_atomic(out / csv_name, buf.getvalue().encode())
+    write_atomic(out / csv_name, buf.getvalue().encode())
     return len(rows)
-
-
-# What mining.sample.sample_key writes: <source id, 16 hex digits>-<frame i>-<frame j>.
-_KEY = re.compile(r"([0-9a-f]{16})-([0-9]{6,})-([0-9]{6,})")
 
 
 def _export_fields(s) -> tuple[str, str, dict[int, int]]:
     """(scene folder, pair folder, {view-1 patch: view-2 patch}) of a sample, from its key
     and metadata checked as read: folder names are made of [A-Za-z0-9_-] only."""
-    m = _KEY.fullmatch(s.key)
+    m = KEY_PATTERN.fullmatch(s.key)
     if m is None:
         raise ValueError(f"sample key {s.key!r} is not a pair key (<16 hex>-<frame>-<frame>)")
     meta = s.meta if isinstance(s.meta, dict) else {}
@@ -114,9 +112,6 @@ def import_mimic(root: str | Path, out: str | Path, csv_path: str | Path | None 
     cannot be used (missing or undecodable file, wrong image size, bad correspondences) are
     recorded in ``errors`` and skipped, as are CSV rows that lack a path or whose path is
     absolute or leaves ``root``; the import goes on."""
-    from mimic_fast.mining.config import RunOptions
-    from mimic_fast.mining.run import finalize
-
     t0 = time.perf_counter()
     root, out = Path(root).resolve(), Path(out)
     csv_path = Path(csv_path) if csv_path else _find_csv(root)
@@ -127,7 +122,7 @@ def import_mimic(root: str | Path, out: str | Path, csv_path: str | Path | None 
     out.mkdir(parents=True, exist_ok=True)
     sources = [Source(str(root / name), "import") for name in sorted(scenes)]
     write_json_atomic(out / "config.json", {
-        "format": "mimic-fast-pairs", "format_version": 1, "imported_from": str(root),
+        **config_header(), "imported_from": str(root),
         "csv": str(csv_path), "mining": {"size": size, "patch_size": patch_size},
         "sources": [dict(index=i, **s.as_dict()) for i, s in enumerate(sources)],
     })
@@ -135,8 +130,8 @@ def import_mimic(root: str | Path, out: str | Path, csv_path: str | Path | None 
     for index, source in enumerate(sources):
         finished[index] = _import_scene(out, index, source, root,
                                         scenes[Path(source.path).name], size, patch_size)
-    summary = finalize(out, sources, finished, list(finished.values()), [],
-                       RunOptions(progress=False), time.perf_counter() - t0)
+    summary = finalize(out, sources, finished, list(finished.values()), [], _IMPORT_RUN,
+                       time.perf_counter() - t0)
     if row_errors:  # rows of no scene: counted as rejected candidates, like the scenes' own
         summary["errors"] = row_errors + summary["errors"]
         summary["candidates"] += len(row_errors)
@@ -159,7 +154,7 @@ def _import_scene(out, index, source, root, rows, size, patch_size) -> dict:
             errors.append({"input": str(root / p1), "error": str(exc)})
             continue
         frames = [2 * k, 2 * k + 1]
-        key = f"{source.id}-{frames[0]:06d}-{frames[1]:06d}"
+        key = sample_key(source.id, frames[0], frames[1])
         overlap = len(corr) / P
         meta = {"key": key, "source": source.path, "kind": "import", "frames": frames,
                 "times": None, "paths": [str(root / p1), str(root / p2)],
@@ -167,15 +162,14 @@ def _import_scene(out, index, source, root, rows, size, patch_size) -> dict:
                 "patch_size": patch_size, "resize": None, "H": None, "overlap": overlap,
                 "counts": None, "correspondences": corr, "inliers": None, "matches": None,
                 "keypoints": None}
-        writer.add(key, {"0.jpg": b1, "1.jpg": b2,
-                         "json": json.dumps(meta, separators=(",", ":")).encode()})
-        pairs.append({"key": key, "source": source.path, "kind": "import", "frames": frames,
-                      "overlap": overlap, "inliers": None, "matches": None,
-                      "shard": shard_name(index)})
+        sha = writer.add(key, {"0.jpg": b1, "1.jpg": b2,
+                               "json": json.dumps(meta, separators=(",", ":")).encode()})
+        pairs.append(index_row(meta, shard_name(index), sha))
         overlaps.append(overlap)
     shard = writer.commit()
     manifest = {"index": index, "source": source.as_dict(), "status": "done", "error": None,
-                "shard": shard, "frames": 2 * len(rows), "candidates": len(rows),
+                "shard": shard, **writer.manifest_fields(), "frames": 2 * len(rows),
+                "candidates": len(rows),
                 "accepted": len(pairs), "rejected": {"import_error": len(rows) - len(pairs)}
                 if len(rows) > len(pairs) else {}, "errors": errors, "pairs": pairs,
                 "candidate_overlaps": overlaps, "seconds": 0.0}
@@ -183,10 +177,17 @@ def _import_scene(out, index, source, root, rows, size, patch_size) -> dict:
     return manifest
 
 
+@dataclass(frozen=True)
+class _ImportRun:  # the summary's "engine" and "workers" of an import (as mining's defaults)
+    engine: str = "local"
+    workers: int = 1
+
+
+_IMPORT_RUN = _ImportRun()
+
+
 def _read_view(root: Path, p: str, size: int) -> bytes:
     """A view's bytes, checked: a regular file, size x size by its header, decodable."""
-    from mimic_fast.mining.dataset import decode_jpeg
-
     try:
         data = read_regular_file(root / p)
         h, w = checked_image_size(data)
