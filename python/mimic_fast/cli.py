@@ -38,12 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mimic_fast._output_folder import FolderInUse, is_out_of_space, out_of_space_message
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (FolderInUse, OSError) as exc:  # of any command that writes an output folder
+        if isinstance(exc, OSError) and not is_out_of_space(exc):
+            raise
+        logging.getLogger(__name__).debug("traceback", exc_info=True)
+        message = str(exc) if isinstance(exc, FolderInUse) else out_of_space_message(exc)
+        print(f"mimic-fast {args.command}: error: {message}", file=sys.stderr)
+        return 3 if isinstance(exc, FolderInUse) else 4
 
 
 if __name__ == "__main__":

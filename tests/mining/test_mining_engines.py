@@ -122,7 +122,7 @@ def test_ray_failures_of_any_kind_fail_only_their_source(tmp_path, monkeypatch, 
 
     fake = types.SimpleNamespace(
         exceptions=exceptions, is_initialized=lambda: True, get=get, cancel=lambda ref: None,
-        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task: task),
+        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task, driver: task),
         wait=lambda pending, num_returns: (pending[:1], pending[1:]),
     )
     monkeypatch.setitem(sys.modules, "ray", fake)

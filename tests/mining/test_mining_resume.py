@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -60,7 +62,9 @@ def test_killed_run_resumes_to_the_uninterrupted_dataset(inputs, tmp_path):
     with pytest.raises(Crash):
         mine([inputs], out, MineConfig(), QUIET, on_source_done=crash_after(2))
     assert len(list((out / "_done").glob("*.json"))) == 2
-    (out / ".pairs-000003.tar.tmp-1-dead").write_bytes(b"half a shard")  # a killed writer
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (out / f".pairs-000003.tar.tmp-{dead}-0123abcd").write_bytes(b"half a shard")  # killed
 
     redone = []
     resumed = mine([inputs], out, MineConfig(), QUIET,

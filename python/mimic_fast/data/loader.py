@@ -31,6 +31,7 @@ reader adds ``stream_pos`` [B] (stream items its worker had consumed, for exact 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import zlib
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
+from mimic_fast._lifeline import process_identity
 from mimic_fast.data.config import DataConfig
 from mimic_fast.data.transforms import DecodeError, PairTransform
 from mimic_fast.dataset.errors import DamagedData, DataError
@@ -223,11 +225,16 @@ def _shuffle(items, size: int, rng: np.random.Generator):
     yield from buf
 
 
-def _worker_init(_):
+def _worker_init(_, driver: tuple):
+    """One thread per worker; and the worker ends with the training process (its parent is
+    the forkserver, which outlives a killed trainer: :mod:`mimic_fast._lifeline`)."""
     import cv2
+
+    from mimic_fast._lifeline import exit_with
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    exit_with(driver)
 
 
 def make_loader(dataset, cfg: DataConfig, batch_size: int, sampler=None, pin_memory: bool = False,
@@ -243,7 +250,9 @@ def make_loader(dataset, cfg: DataConfig, batch_size: int, sampler=None, pin_mem
     workers = cfg.num_workers
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        drop_last=drop_last, pin_memory=pin_memory, worker_init_fn=_worker_init if workers else None,
+        drop_last=drop_last, pin_memory=pin_memory,
+        worker_init_fn=functools.partial(_worker_init, driver=process_identity()) if workers
+        else None,
         prefetch_factor=cfg.prefetch_factor if workers else None,
         persistent_workers=bool(workers),
         multiprocessing_context="forkserver" if workers else None,

@@ -26,13 +26,14 @@ import json
 import shutil
 from pathlib import Path
 
+from mimic_fast._output_folder import LOCK_NAME, FolderLock, remove_dead_temporaries
 from mimic_fast.dataset.errors import DataError
 from mimic_fast.dataset.reader import (
     iter_shard_samples, read_index, read_records, read_summary, sample_sha256,
 )
 from mimic_fast.dataset.schema import CONFIG, DONE_DIR, INDEX, SAMPLE_HASH_FIELD, SUMMARY, shard_name
 from mimic_fast.dataset.writer import (
-    ShardWriter, index_lines, remove_stale_temporaries, write_atomic, write_json_atomic,
+    ShardWriter, index_lines, write_atomic, write_json_atomic,
 )
 
 
@@ -51,6 +52,14 @@ def pack(dataset: str | Path, out: str | Path, pairs_per_shard: int = 1000) -> d
     records = read_records(src) or {}
     config = json.loads((src / CONFIG).read_text())
     summary = read_summary(src)
+    if out.exists() and not out.is_dir():
+        raise PackError(f"{out} exists and is not a folder")
+    with FolderLock(out):  # one writer per folder
+        return _pack_locked(src, out, rows, records, config, summary, pairs_per_shard)
+
+
+def _pack_locked(src: Path, out: Path, rows: list[dict], records: dict, config: dict,
+                 summary: dict, pairs_per_shard: int) -> dict:
     _prepare(out, src)
 
     done: list[tuple[list[dict], dict]] = []  # (rows, shard record) of each new shard
@@ -96,16 +105,14 @@ def _prepare(out: Path, src: Path) -> None:
     if out.resolve() == src.resolve():
         raise PackError("pack writes a new folder; OUT must differ from the dataset")
     if out.exists():
-        if not out.is_dir():
-            raise PackError(f"{out} exists and is not a folder")
         if (out / "config.json").exists():
             raise PackError(f"{out} already holds a dataset; pack into a new folder")
         leftovers = [p for p in out.iterdir() if p.name.startswith(("pairs-", ".pairs-"))
                      or p.name in (DONE_DIR, "index.jsonl", "summary.json")
                      or p.name.startswith((".index.jsonl.tmp-", ".summary.json.tmp-"))]
-        if len(leftovers) != len(list(out.iterdir())):
+        if len(leftovers) != len([p for p in out.iterdir() if p.name != LOCK_NAME]):
             raise PackError(f"{out} is not empty; pack into a new folder")
-        remove_stale_temporaries(out)
+        remove_dead_temporaries(out, out / DONE_DIR)
         for p in leftovers:
             if p.is_dir():
                 shutil.rmtree(p)

@@ -21,9 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from mimic_fast.dataset.schema import (
-    DONE_DIR, INDEX, SHARD_RECORD_FIELDS, SUMMARY, check_member_key,
-)
+from mimic_fast.dataset.schema import INDEX, SHARD_RECORD_FIELDS, SUMMARY, check_member_key
 
 
 def _tmp_name(final: Path) -> Path:
@@ -67,17 +65,6 @@ def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
 
 def write_json_atomic(path: Path, obj) -> None:
     write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
-
-
-def remove_stale_temporaries(out: Path) -> int:
-    """Delete temporary files left by a killed run; returns how many."""
-    n = 0
-    for folder in (Path(out), Path(out) / DONE_DIR):
-        if folder.is_dir():
-            for p in folder.glob(".*.tmp-*"):
-                p.unlink(missing_ok=True)
-                n += 1
-    return n
 
 
 class _HashingFile:

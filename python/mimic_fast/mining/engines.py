@@ -2,7 +2,8 @@
 
 - ``run_serial``: in this process (local engine with one worker; easiest to debug).
 - ``run_local``: a process pool (forkserver: workers start clean, no inherited threads),
-  bounded submission, one core per worker, largest sources first (:mod:`.schedule`). A
+  bounded submission, one core per worker, largest sources first (:mod:`.schedule`);
+  workers (and their forkserver) end when the driver dies (:mod:`mimic_fast._lifeline`). A
   worker that dies (e.g. a decoder segfault) breaks the pool; its in-flight sources are
   retried one by one in fresh single-process pools so the culprit is found and recorded as
   failed, the others finish normally.
@@ -23,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
+from mimic_fast._lifeline import process_identity
 from mimic_fast.mining.schedule import largest_first
 from mimic_fast.mining.worker import SourceTask, failed_manifest, init_worker, process_source
 
@@ -62,7 +64,8 @@ def _run_pool(tasks: list[SourceTask], workers: int, on_done: OnDone) -> list[So
     todo = list(reversed(tasks))
     running: dict = {}  # future -> task, until its manifest is handed to on_done
     completed = 0
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
+                             initargs=(process_identity(),)) as pool:
         try:
             while todo or running:
                 while todo and len(running) < 2 * workers:
@@ -117,7 +120,8 @@ def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> No
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1, max_retries=1)(_ray_process_source)
-    refs = {remote.remote(t): t for t in largest_first(tasks)}
+    driver = process_identity()
+    refs = {remote.remote(t, driver): t for t in largest_first(tasks)}
     pending = list(refs)
     try:
         while pending:
@@ -134,6 +138,6 @@ def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> No
         raise
 
 
-def _ray_process_source(task: SourceTask) -> dict:
-    init_worker()
+def _ray_process_source(task: SourceTask, driver: tuple) -> dict:
+    init_worker(driver)
     return process_source(task)

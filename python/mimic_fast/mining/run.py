@@ -2,7 +2,9 @@
 
 Resumable: sources whose manifest is in ``DIR/_done`` are skipped (failed ones too, unless
 ``retry_failed``); index and summary are always rebuilt from all manifests, so a run that was
-killed and started again ends with exactly the dataset of an uninterrupted run.
+killed and started again ends with exactly the dataset of an uninterrupted run. One run at a
+time per folder (:class:`mimic_fast._output_folder.FolderLock`); a full disk stops the run
+(what landed stays; the same command continues once there is space).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from mimic_fast._output_folder import FolderLock, remove_dead_temporaries
 from mimic_fast.dataset.schema import DONE_DIR, FORMAT, FORMAT_VERSION, manifest_path
-from mimic_fast.dataset.writer import finalize, remove_stale_temporaries, write_json_atomic
+from mimic_fast.dataset.writer import finalize, write_json_atomic
 from mimic_fast.io.sources import Source, discover
 from mimic_fast.mining.config import MineConfig, RunOptions
 
@@ -43,9 +46,15 @@ def mine(
     t0 = time.perf_counter()
     out = Path(out)
     sources, input_errors = discover(inputs, config.kind)
-    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out):  # one run per dataset folder; the lock is taken before any write
+        return _mine_locked(out, inputs, sources, input_errors, config, options,
+                            on_source_done, t0)
+
+
+def _mine_locked(out, inputs, sources, input_errors, config, options, on_source_done,
+                 t0) -> dict:
     _check_or_write_config(out, inputs, sources, config, options)
-    remove_stale_temporaries(out)
+    remove_dead_temporaries(out, out / DONE_DIR)  # of killed runs (no other run is alive)
     tasks = _tasks(out, sources, config)
     finished = _finished(out, sources, options.retry_failed)
     todo = [t for t in tasks if t.index not in finished]

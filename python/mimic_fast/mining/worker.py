@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from mimic_fast._output_folder import is_out_of_space
 from mimic_fast.io.frames import read_pair_list
 from mimic_fast.io.images import FrameError
 from mimic_fast.io.sources import Source
@@ -32,18 +33,26 @@ class SourceTask:
     config: MineConfig
 
 
-def init_worker() -> None:
+_watching: set = set()  # drivers this process already watches (Ray reuses its workers)
+
+
+def init_worker(driver: tuple | None = None) -> None:
     """One core per worker: no nested OpenMP / OpenCV threading; and freed heap memory is
     kept for the next frame (see :mod:`mimic_fast._allocator`; in the serial engine this
-    applies to the calling process, for good)."""
+    applies to the calling process, for good). ``driver`` (a
+    :func:`mimic_fast._lifeline.process_identity`): the worker ends when that process does."""
     import cv2
 
     import mimic_fast
     from mimic_fast._allocator import retain_freed_memory
+    from mimic_fast._lifeline import exit_with
 
     mimic_fast.set_num_threads(1)
     cv2.setNumThreads(1)
     retain_freed_memory()
+    if driver is not None and driver not in _watching:
+        exit_with(driver)
+        _watching.add(driver)
 
 
 def candidates(source: Source, cfg: MineConfig, errors: list[dict]) -> Iterator[Candidate]:
@@ -86,8 +95,10 @@ def process_source(task: SourceTask) -> dict:
             else:
                 rejected[c.reason] += 1
         shard = writer.commit()
-    except Exception as exc:  # a bad source is recorded, never fatal to the run
+    except Exception as exc:  # a bad source is recorded, never fatal to the run...
         writer.abort()
+        if is_out_of_space(exc):  # ...but a full disk is no fault of the source: stop
+            raise
         status = "failed"
         error = str(exc) if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
         log.debug("source %s failed", source.path, exc_info=True)

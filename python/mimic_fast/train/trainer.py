@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mimic_fast._output_folder import FolderLock, remove_dead_temporaries
 from mimic_fast.data.index import dataset_fingerprint
 from mimic_fast.data.pipeline import train_batches
 from mimic_fast.data.transforms import normalize
@@ -96,9 +97,22 @@ def train(cfg: TrainConfig) -> dict:
     """Train (or resume) the run in ``cfg.out``; returns the summary (also RUN/summary.json)."""
     info = distributed.setup(cfg.device)
     try:
-        return _train(cfg, info)
+        with _own_run_folder(Path(cfg.out), info):
+            return _train(cfg, info)
     finally:
         distributed.teardown()
+
+
+@contextlib.contextmanager
+def _own_run_folder(out: Path, info: distributed.DistInfo):
+    """Rank 0 holds the run folder for the whole run (a second run into it stops at once) and
+    first deletes the checkpoint temporaries of killed runs."""
+    if not info.is_main:
+        yield
+        return
+    with FolderLock(out):
+        remove_dead_temporaries(out, out / "checkpoints")
+        yield
 
 
 def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
