@@ -4,8 +4,8 @@
   (i, i+1), kept when low < overlap < high; when overlap > high (strict) also (i, i+2), and
   when THAT one is kept the walk skips i+1, so (i+1, i+2) is never formed. ``walk="all"``
   forms (i, i+1) for every i (no skip): more pairs, some of them redundant. Verdicts are
-  computed in chunks, every (i, i+1) and every needed (i, i+2) of a chunk in one
-  patch_overlap call, and the walk is resolved afterwards in a cheap sequential pass
+  computed in chunks (a chunk's (i, i+1) in one patch_overlap call, its needed (i, i+2) in
+  another), and the walk is resolved afterwards in a cheap sequential pass
   (:class:`OrderedWalk`), so the result does not depend on the chunking; a long video never
   holds more than ``chunk + 2`` views.
 - group (unordered views of one scene): all pairs i < j; keep all in range, or only the
