@@ -6,10 +6,13 @@
 #include <cstdint>
 
 #include "overlap/overlap.h"
+#include "ransac/ransac.h"
 
 namespace py = pybind11;
 using mimic_fast::OverlapOutputs;
 using mimic_fast::OverlapParams;
+using mimic_fast::RansacOutputs;
+using mimic_fast::RansacParams;
 
 namespace {
 
@@ -39,6 +42,14 @@ OverlapOutputs make_outputs(py::tuple outs) {
                         ptr<int32_t>(outs[3].cast<std::uintptr_t>()),
                         ptr<int32_t>(outs[4].cast<std::uintptr_t>()),
                         ptr<int32_t>(outs[5].cast<std::uintptr_t>())};
+}
+
+RansacOutputs make_ransac_outputs(py::tuple outs) {
+  if (outs.size() != 4) throw py::value_error("outputs must be (H, inliers, num_inliers, valid)");
+  return RansacOutputs{ptr<double>(outs[0].cast<std::uintptr_t>()),
+                       ptr<bool>(outs[1].cast<std::uintptr_t>()),
+                       ptr<int32_t>(outs[2].cast<std::uintptr_t>()),
+                       ptr<bool>(outs[3].cast<std::uintptr_t>())};
 }
 
 py::dict build_info() {
@@ -109,4 +120,53 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("H"), py::arg("is_double"), py::arg("batch"), py::arg("sizes"), py::arg("patch"),
       py::arg("samples"), py::arg("seed"), py::arg("grid"), py::arg("outputs"));
+
+  // find_homographies: src, dst [B, N, 2] float32/float64, counts [B] int64; outputs as
+  // RansacOutputs. Arguments are checked in python/mimic_fast/geometry/ransac.py.
+  m.def(
+      "find_homographies_cpu",
+      [](std::uintptr_t src, std::uintptr_t dst, bool is_double, std::uintptr_t counts,
+         int64_t batch, int64_t n, double threshold, int32_t max_iters, double confidence,
+         uint64_t seed, py::tuple outs) {
+        const RansacParams params{threshold, max_iters, confidence, seed};
+        const RansacOutputs out = make_ransac_outputs(outs);
+        py::gil_scoped_release release;
+        mimic_fast::find_homographies_cpu(ptr<const void>(src), ptr<const void>(dst), is_double,
+                                          ptr<const int64_t>(counts), batch, n, params, out);
+      },
+      py::arg("src"), py::arg("dst"), py::arg("is_double"), py::arg("counts"), py::arg("batch"),
+      py::arg("n"), py::arg("threshold"), py::arg("max_iters"), py::arg("confidence"),
+      py::arg("seed"), py::arg("outputs"));
+
+  m.def(
+      "find_homographies_cuda",
+      [](std::uintptr_t src, std::uintptr_t dst, bool is_double, std::uintptr_t counts,
+         int64_t batch, int64_t n, double threshold, int32_t max_iters, double confidence,
+         uint64_t seed, py::tuple outs, std::uintptr_t stream) {
+        const RansacParams params{threshold, max_iters, confidence, seed};
+        const RansacOutputs out = make_ransac_outputs(outs);
+        py::gil_scoped_release release;
+        mimic_fast::find_homographies_cuda(ptr<const void>(src), ptr<const void>(dst), is_double,
+                                           ptr<const int64_t>(counts), batch, n, params, out,
+                                           reinterpret_cast<void*>(stream));
+      },
+      py::arg("src"), py::arg("dst"), py::arg("is_double"), py::arg("counts"), py::arg("batch"),
+      py::arg("n"), py::arg("threshold"), py::arg("max_iters"), py::arg("confidence"),
+      py::arg("seed"), py::arg("outputs"), py::arg("stream"));
+
+  m.def(
+      "find_homographies_cuda_from_host",
+      [](std::uintptr_t src, std::uintptr_t dst, bool is_double, std::uintptr_t counts,
+         int64_t batch, int64_t n, double threshold, int32_t max_iters, double confidence,
+         uint64_t seed, py::tuple outs) {
+        const RansacParams params{threshold, max_iters, confidence, seed};
+        const RansacOutputs out = make_ransac_outputs(outs);
+        py::gil_scoped_release release;
+        mimic_fast::find_homographies_cuda_from_host(ptr<const void>(src), ptr<const void>(dst),
+                                                     is_double, ptr<const int64_t>(counts),
+                                                     batch, n, params, out);
+      },
+      py::arg("src"), py::arg("dst"), py::arg("is_double"), py::arg("counts"), py::arg("batch"),
+      py::arg("n"), py::arg("threshold"), py::arg("max_iters"), py::arg("confidence"),
+      py::arg("seed"), py::arg("outputs"));
 }

@@ -7,12 +7,16 @@ The native module ``mimic_fast._C`` is loaded on first use, so importing never n
 
 from mimic_fast._native import build_config, get_num_threads, set_num_threads
 from mimic_fast.geometry.overlap import PatchOverlap, keep_pair, patch_overlap
+from mimic_fast.geometry.ransac import find_homographies
+from mimic_fast.geometry.result import Homographies
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Homographies",
     "PatchOverlap",
     "build_config",
+    "find_homographies",
     "get_num_threads",
     "keep_pair",
     "patch_overlap",

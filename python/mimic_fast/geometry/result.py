@@ -28,3 +28,21 @@ class PatchOverlap(NamedTuple):
     backward: Any
     correspondences: Any
     counts: Any
+
+
+class Homographies(NamedTuple):
+    """RANSAC homographies of B pairs of matches (:func:`mimic_fast.find_homographies`).
+
+    Arrays are numpy for numpy input and torch tensors on the input's device for torch input.
+
+    H: [B, 3, 3] float64, maps src pixel (x, y) to dst, H[2, 2] = 1; zeros when not valid.
+    inliers: [B, N] bool, matches within the threshold of H (padding False).
+    num_inliers: [B] int32, inliers.sum(1).
+    valid: [B] bool, False for fewer than 4 matches, non-finite coordinates, or no model with
+        at least 4 inliers (collinear or repeated points).
+    """
+
+    H: Any
+    inliers: Any
+    num_inliers: Any
+    valid: Any
