@@ -137,7 +137,9 @@ MF_HD bool reprojection_inlier(const double* H, double x, double y, double u, do
 // --- the refit over the inliers ------------------------------------------------------------
 
 constexpr int32_t kJacobiSweeps = 24;  // cyclic Jacobi sweeps at most (converges in ~6-8)
-constexpr int32_t kLmIterations = 10;  // Levenberg-Marquardt steps, as OpenCV's refinement
+constexpr int32_t kLmIterations = 10;  // Levenberg-Marquardt steps at most, as OpenCV's
+// An accepted step that lowers the squared error by at most this fraction ends the refinement.
+constexpr double kLmRelativeDecrease = 1e-10;
 
 // Eigenvector of the smallest eigenvalue of a symmetric 9x9 matrix A (destroyed), by cyclic
 // Jacobi rotations. Writes it to h.
@@ -315,8 +317,9 @@ MF_HD bool lm_step(const double* JtJ, const double* Jtr, double lambda, double* 
 }
 
 // Final model from the best RANSAC hypothesis Hbest: normalised DLT over its inliers (when
-// not degenerate; else Hbest itself), then kLmIterations Levenberg-Marquardt steps on the
-// reprojection error over the same inliers, a step kept only when it lowers the error.
+// not degenerate; else Hbest itself), then up to kLmIterations Levenberg-Marquardt steps on
+// the reprojection error over the same inliers, a step kept only when it lowers the error;
+// an accepted step that lowers it by at most kLmRelativeDecrease (relative) is the last.
 // Writes H with H[8] = 1; false when no finite model came out.
 template <class Points>
 MF_HD bool refit_homography(const Points& pts, int32_t n, double t2, const double* Hbest,
@@ -338,11 +341,13 @@ MF_HD bool refit_homography(const Points& pts, int32_t n, double t2, const doubl
       for (int32_t i = 0; i < 8; ++i) q[i] = p[i] + delta[i];
       const double c = lm_normal_equations(pts, n, t2, Hbest, q, JtJq, Jtrq);
       if (c < cost) {
+        const bool converged = cost - c <= kLmRelativeDecrease * cost;
         cost = c;
         for (int32_t i = 0; i < 8; ++i) p[i] = q[i];
         for (int32_t i = 0; i < 64; ++i) JtJ[i] = JtJq[i];
         for (int32_t i = 0; i < 8; ++i) Jtr[i] = Jtrq[i];
         lambda = lambda * 0.1;
+        if (converged) break;
       } else {
         lambda = lambda * 10.0;
       }

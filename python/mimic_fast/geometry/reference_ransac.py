@@ -20,8 +20,9 @@ Per pair with n valid matches (src_i -> dst_i):
    - a count above max(best, 3) becomes the best model, and niters becomes OpenCV's
      RANSACUpdateNumIters(confidence, outlier ratio, 4, niters).
 3. No model with >= 4 inliers: valid=False.
-4. Refit: normalised DLT over the best model's inliers, then 10 Levenberg-Marquardt steps on
-   the reprojection error over the same inliers (as cv2.findHomography does), then re-scoring:
+4. Refit: normalised DLT over the best model's inliers, then up to 10 Levenberg-Marquardt steps
+   on the reprojection error over the same inliers (as cv2.findHomography does; stopping once
+   a step gains less than 1e-10 of the error), then re-scoring:
    the result is the refit model and its inliers, unless the refit fails or keeps fewer than
    4 inliers, in which case it is the best minimal model and its inliers.
 
@@ -44,6 +45,7 @@ SAMPLE_ATTEMPTS = 32
 SAMPLE_DRAWS = 64
 JACOBI_SWEEPS = 24
 LM_ITERATIONS = 10
+LM_RELATIVE_DECREASE = 1e-10  # an accepted step lowering the error less than this ends LM
 _TRIANGLES = ((0, 1, 2), (1, 2, 3), (0, 2, 3), (0, 1, 3))
 
 
@@ -314,8 +316,10 @@ def lm_step(JtJ, Jtr, lam: float) -> list[float] | None:
 
 def _refit(best, sx, sy, dx, dy) -> list[float] | None:
     """Normalised DLT over the matches given (the best model's inliers; the best model itself
-    when that is degenerate), then LM_ITERATIONS Levenberg-Marquardt steps on the reprojection
-    error, a step kept only when it lowers the error. None when the result is not finite."""
+    when that is degenerate), then up to LM_ITERATIONS Levenberg-Marquardt steps on the
+    reprojection error, a step kept only when it lowers the error; an accepted step lowering it
+    by at most LM_RELATIVE_DECREASE (relative) is the last. None when the result is not
+    finite."""
     H = dlt_refit(sx, sy, dx, dy)
     if H is None:
         H = list(best)
@@ -331,8 +335,11 @@ def _refit(best, sx, sy, dx, dy) -> list[float] | None:
             q = [p[i] + delta[i] for i in range(8)]
             c, JtJq, Jtrq = lm_normal_equations(q, sx, sy, dx, dy)
             if c < cost:
+                converged = cost - c <= LM_RELATIVE_DECREASE * cost
                 cost, p, JtJ, Jtr = c, q, JtJq, Jtrq
                 lam = lam * 0.1
+                if converged:
+                    break
             else:
                 lam = lam * 10.0
     H = [float(x) for x in p] + [1.0]
