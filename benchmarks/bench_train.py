@@ -79,7 +79,7 @@ def bench_model(name, args, device, data_dir, bf16) -> list[dict]:
             DataConfig(path=str(data_dir), num_workers=args.num_workers, decode=args.decode),
             img_size=model.img_size, num_patches=model.num_patches,
             num_masked=model.cfg.num_masked, two_views=two_views, batch_size=args.batch_size,
-            rank=0, world=1, seed=0, start_batches=0, device=device.type)
+            rank=0, world=1, seed=0, device=device.type)
 
     loader = None
     for source in ("synthetic", "shards"):

@@ -118,16 +118,39 @@ def test_streaming_resume_skips_exactly_what_was_consumed(mined_tum):
 def test_train_batches_from_index_and_stream(mined_tum):
     kw = dict(img_size=32, num_patches=4, num_masked=3, two_views=True, batch_size=3, rank=0,
               world=1, seed=0, device="cpu")
-    src = train_batches(DataConfig(path=str(mined_tum), num_workers=0), start_batches=0, **kw)
+    src = train_batches(DataConfig(path=str(mined_tum), num_workers=0), **kw)
     first = take(src, 5)
     assert src.reader == "index" and src.pairs >= 8
     assert first[0]["target"].shape == (3, 3, 32, 32) and first[0]["mask"].shape == (3, 4)
-    later = take(train_batches(DataConfig(path=str(mined_tum), num_workers=2), start_batches=3, **kw), 2)
+    at_3 = dict(src.state_dict(), micro_batches=3)
+    resumed = train_batches(DataConfig(path=str(mined_tum), num_workers=2), **kw)
+    resumed.load_state_dict(at_3)
+    later = take(resumed, 2)
     for a, b in zip(first[3:], later):  # resume position, and workers change nothing
         assert np.array_equal(a["target"], b["target"]) and np.array_equal(a["index"], b["index"])
-    stream = train_batches(DataConfig(path=str(mined_tum), num_workers=0, streaming=True),
-                           start_batches=0, **kw)
+    assert resumed.state_dict()["micro_batches"] == 5
+    with pytest.raises(RuntimeError, match="before the first batch"):
+        resumed.load_state_dict(at_3)
+    stream = train_batches(DataConfig(path=str(mined_tum), num_workers=0, streaming=True), **kw)
     assert stream.reader == "stream" and next(stream)["target"].shape == (3, 3, 32, 32)
+
+
+def test_streaming_batch_source_position_round_trips(mined_tum):
+    """The streaming reader's position (batches and each worker role's stream position) is
+    the source's own state: a fresh source loaded with it continues with the same batches."""
+    kw = dict(img_size=32, num_patches=4, num_masked=3, two_views=True, batch_size=2, rank=0,
+              world=1, seed=0, device="cpu")
+    cfg = DataConfig(path=str(mined_tum), num_workers=2, streaming=True, shuffle_buffer=4)
+    src = train_batches(cfg, **kw)
+    take(src, 3)
+    state = src.state_dict()
+    assert state["micro_batches"] == 3 and state["reader"] == "stream"
+    assert all(p is not None for p in state["stream_pos"])
+    expected = take(src, 4)
+    resumed = train_batches(cfg, **kw)
+    resumed.load_state_dict(state)
+    for a, b in zip(expected, take(resumed, 4)):
+        assert np.array_equal(a["target"], b["target"]) and np.array_equal(a["mask"], b["mask"])
 
 
 def test_decoder_choice_is_explicit():
@@ -182,6 +205,6 @@ def test_training_batches_from_the_published_csv_layout(mined_tum, tmp_path):
     csv_path = export_csv_layout(mined_tum, tmp_path / "published")
     src = train_batches(DataConfig(path=str(csv_path), num_workers=0), img_size=32, num_patches=4,
                         num_masked=3, two_views=True, batch_size=4, rank=0, world=1, seed=0,
-                        start_batches=0, device="cpu")
+                        device="cpu")
     assert src.pairs == len(ShardIndex.build(mined_tum))
     assert next(src)["reference"].shape == (4, 3, 32, 32)

@@ -172,3 +172,23 @@ def test_train_cli_strict_data_flag_reaches_the_data_config():
     assert config_from_args(build_parser().parse_args(args)).data.strict is False
     cfg = config_from_args(build_parser().parse_args(args + ["--strict-data"]))
     assert cfg.data == DataConfig(path="d", num_workers=cfg.data.num_workers, strict=True)
+
+
+def test_a_training_run_reports_the_pairs_a_damaged_shard_lost(dataset, tmp_path, caplog):
+    n = _pairs(dataset)
+    damage(dataset / SHARD, "header", DAMAGE_AT)
+    with caplog.at_level(logging.WARNING):
+        assert main(["train", "--data", str(dataset), "--model", "croco_test", "--out",
+                     str(tmp_path / "run"), "--max-steps", "2", "--batch-size", "2",
+                     "--device", "cpu", "--num-workers", "0", "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["lost_pairs"] == n - DAMAGE_AT and summary["dataset_pairs"] == DAMAGE_AT
+    assert f"{n - DAMAGE_AT} pairs of damaged shards were left out" in caplog.text
+
+
+@pytest.mark.parametrize("how", ["header", "flip"])
+def test_pack_of_a_damaged_dataset_is_a_one_line_error(dataset, tmp_path, capsys, how):
+    damage(dataset / SHARD, how, DAMAGE_AT)
+    assert main(["pack", str(dataset), str(tmp_path / "packed")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and SHARD in err[0], err

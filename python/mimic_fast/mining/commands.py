@@ -198,11 +198,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
+    from mimic_fast.dataset.errors import DataError
     from mimic_fast.dataset.pack import PackError, pack
 
     try:
         summary = pack(args.dataset, args.out, args.pairs_per_shard)
-    except (PackError, ValueError, FileNotFoundError) as exc:
+    except (PackError, DataError, ValueError, FileNotFoundError) as exc:
         print(f"mimic-fast pack: error: {exc}", file=sys.stderr)
         return 2
     print(f"packed {summary['accepted']} pairs into {len(summary['shards'])} shards in "

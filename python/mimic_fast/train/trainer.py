@@ -145,9 +145,8 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
     random.seed(cfg.seed + info.rank)
     np.random.seed((cfg.seed + info.rank) % 2**32)
     torch.manual_seed(cfg.seed + info.rank)
-    step, micro_batches, samples, skipped_total = 0, 0, 0, 0
-    workers = max(1, cfg.data.num_workers)  # loader workers: batch b comes from worker b % workers
-    stream_pos: list[int | None] = [None] * workers  # per worker role (streaming reader only)
+    step, samples, skipped_total = 0, 0, 0
+    data_position = None  # where this rank's batches resume (BatchSource.state_dict())
     saved_fingerprint = None
     ckpt_path = out / ckpt_io.NAME
     if ckpt_path.is_file():
@@ -158,17 +157,13 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
         schedule = state["schedule"] | {"total": cfg.optim.schedule_steps}
         d = state["data"]
         saved_fingerprint = d.get("fingerprint")  # None: a checkpoint from before fingerprints
-        micro_batches = d["micro_batches"] * d["world_size"] // info.world
-        if d.get("stream_pos") and d["world_size"] == info.world and \
-                max(1, d["num_workers"]) == workers:
-            stream_pos = list(d["stream_pos"][info.rank])
+        data_position = dict(d, stream_pos=d["stream_pos"][info.rank]
+                             if d.get("stream_pos") and len(d["stream_pos"]) > info.rank else None)
         samples, skipped_total = d["samples"], d["skipped"]
-        if d["world_size"] != info.world:
-            log.warning("world size changed %d -> %d: the data order continues approximately",
-                        d["world_size"], info.world)
         if len(state["rng"]) == info.world:
             ckpt_io.set_rng_state(state["rng"][info.rank])
-        log.info("resuming %s at step %d (%d micro-batches consumed per rank)", out, step, micro_batches)
+        log.info("resuming %s at step %d (%d micro-batches consumed per rank)", out, step,
+                 d["micro_batches"])
     steps = distributed.all_gather_object(step, info)
     if len(set(steps)) > 1:
         raise RuntimeError(f"ranks resume from different steps {steps}: the run folder {out} must "
@@ -186,9 +181,11 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
 
     index_cache = out / "data-index.npz"
     if info.is_main:  # build (or check) the index once, the other ranks load it
-        _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=True)
+        _batches(cfg, model, two_views, info, index_cache, dry=True)
     distributed.barrier(info)
-    batches = _batches(cfg, model, two_views, info, micro_batches, index_cache, stream_pos=stream_pos)
+    batches = _batches(cfg, model, two_views, info, index_cache)
+    if data_position is not None:
+        batches.load_state_dict(data_position)
     generator = None
     if not batches.masks_in_batch:
         generator = torch.Generator(device=device)
@@ -225,15 +222,12 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
             for micro in range(cfg.accum):
                 batch = next(batches)
                 window_skipped += int(batch["skipped"].sum())  # a CPU tensor: no device sync
-                if "stream_pos" in batch:
-                    stream_pos[micro_batches % workers] = int(batch["stream_pos"][-1])
                 sync = info.world == 1 or micro == cfg.accum - 1
                 ctx = contextlib.nullcontext() if sync else ddp.no_sync()
                 with ctx:
                     loss = forward_loss(net, batch, device, two_views, autocast, generator)
                     (loss / cfg.accum).backward()
                 step_loss += loss.detach()
-                micro_batches += 1
             if cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             optimizer.step()
@@ -269,15 +263,15 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
                 loss_sum.zero_()
                 window_steps, window_skipped, t_last = 0, 0, now
             if due_ckpt:
-                _save(ckpt_path, model, optimizer, step, schedule, micro_batches, samples,
-                      skipped_total, cfg, info, batches.reader, fingerprint, stream_pos)
+                _save(ckpt_path, model, optimizer, step, schedule, batches.state_dict(), samples,
+                      skipped_total, cfg, info, fingerprint)
                 if cfg.keep_every and step % cfg.keep_every == 0 and info.is_main:
                     _keep_copy(ckpt_path, out / "checkpoints" / f"step-{step:08d}.pt")
                 t_last = time.perf_counter()  # do not count the checkpoint in pairs/s
     finally:
         bar.close()
         metrics.close()
-    return _summary(out, cfg, step, last, batches.pairs, info)
+    return _summary(out, cfg, step, last, batches, info)
 
 
 def _keep_copy(src: Path, dst: Path) -> None:
@@ -291,7 +285,7 @@ def _keep_copy(src: Path, dst: Path) -> None:
     ckpt_io.write_bytes_atomic(dst, copy)
 
 
-def _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=False, stream_pos=None):
+def _batches(cfg, model, two_views, info, index_cache, dry=False):
     if dry:  # only builds/validates the index cache (local shard folders)
         from mimic_fast.data.index import open_index
         from mimic_fast.dataset.paths import is_url
@@ -303,9 +297,8 @@ def _batches(cfg, model, two_views, info, micro_batches, index_cache, dry=False,
     return train_batches(cfg.data, img_size=mcfg.img_size, num_patches=mcfg.num_patches,
                          num_masked=mcfg.num_masked, two_views=two_views,
                          batch_size=cfg.batch_size, rank=info.rank, world=info.world,
-                         seed=cfg.seed, start_batches=micro_batches, device=info.device.type,
-                         device_id=info.local_rank, index_cache=index_cache,
-                         stream_positions=stream_pos)
+                         seed=cfg.seed, device=info.device.type,
+                         device_id=info.local_rank, index_cache=index_cache)
 
 
 def _reduce(loss_sum, skipped: int, bad_step, info) -> tuple[float, int, int]:
@@ -326,19 +319,20 @@ def _check_skips(skipped: int, samples: int, cfg: TrainConfig) -> None:
                         f"limit ({cfg.data.max_skip_fraction:.1%}); the dataset looks corrupt")
 
 
-def _save(path, model, optimizer, step, schedule, micro_batches, samples, skipped, cfg, info, reader,
-          fingerprint, stream_pos):
-    gathered = distributed.all_gather_object((ckpt_io.rng_state(), stream_pos), info)
+def _save(path, model, optimizer, step, schedule, position, samples, skipped, cfg, info,
+          fingerprint):
+    """position: this rank's BatchSource.state_dict(); its stream positions are gathered
+    from every rank (one list per rank), the rest is the same on every rank."""
+    gathered = distributed.all_gather_object((ckpt_io.rng_state(), position["stream_pos"]), info)
     rngs = [g[0] for g in gathered]
     if not info.is_main:
         return
     ckpt_io.save(path, {
         "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "schedule": schedule,
-        "data": {"micro_batches": micro_batches, "batch_size": cfg.batch_size,
-                 "world_size": info.world, "num_workers": cfg.data.num_workers, "reader": reader,
-                 "samples": samples, "skipped": skipped, "fingerprint": fingerprint,
-                 "stream_pos": [g[1] for g in gathered] if reader == "stream" else None},
+        "data": dict(position, batch_size=cfg.batch_size, samples=samples, skipped=skipped,
+                     fingerprint=fingerprint,
+                     stream_pos=[g[1] for g in gathered] if position["stream_pos"] else None),
         "rng": rngs, "config": cfg.to_dict(),
     })
     log.debug("checkpoint at step %d -> %s", step, path)
@@ -351,12 +345,16 @@ def _progress(cfg, step, info):
                 disable=not (cfg.progress and info.is_main), dynamic_ncols=True)
 
 
-def _summary(out, cfg, step, last, pairs, info) -> dict:
-    summary = {"step": step, "max_steps": cfg.max_steps, "last": last, "dataset_pairs": pairs,
+def _summary(out, cfg, step, last, batches, info) -> dict:
+    summary = {"step": step, "max_steps": cfg.max_steps, "last": last,
+               "dataset_pairs": batches.pairs, "lost_pairs": batches.lost_pairs,
                "world_size": info.world}
     if info.is_main:
         ckpt_io.write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         if last:
             log.info("done: step %d, loss %.4f, %.1f pairs/s%s", step, last["loss"], last["pairs_per_s"],
                      f", MFU {last['mfu']:.1%}" if last["mfu"] else "")
+        if batches.lost_pairs:
+            log.warning("%d pairs of damaged shards were left out of this run (see the warnings "
+                        "above; `mimic-fast verify DATASET` lists them)", batches.lost_pairs)
     return summary
