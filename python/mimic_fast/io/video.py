@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from mimic_fast.io.images import FrameError
+from mimic_fast.io.images import MAX_IMAGE_PIXELS, FrameError
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -100,12 +100,13 @@ def presentation_times(path: str | Path) -> np.ndarray:
     return known - known[0] if len(known) else known
 
 
-def sample_video(path: str | Path, interval: float = 1.0,
-                 stats: dict | None = None) -> Iterator[VideoFrame]:
+def sample_video(path: str | Path, interval: float = 1.0, stats: dict | None = None, *,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[VideoFrame]:
     """Yield the published samples of a video (see the module docstring), in order.
 
-    Raises FrameError if the file is missing, empty, cannot be opened as a video, has no
-    frame rate or frame count, or yields no frame at all. A stream that stops early
+    Raises FrameError if the file is missing, empty, cannot be opened as a video, has frames
+    over ``max_pixels`` (the one pixel limit of :mod:`mimic_fast.io.images`), has no frame
+    rate or frame count, or yields no frame at all. A stream that stops early
     (truncated file) simply ends; ``stats`` (if given) receives "decoded" (frames decoded)
     and "nominal" (the container's frame count) so the caller can report it.
     """
@@ -114,8 +115,8 @@ def sample_video(path: str | Path, interval: float = 1.0,
     if not interval > 0:
         raise ValueError(f"interval must be > 0 seconds, got {interval}")
     path = Path(path)
-    if not path.is_file():
-        raise FrameError("no such file")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise FrameError("not a regular file" if path.exists() else "no such file")
     if path.stat().st_size == 0:
         raise FrameError("empty file")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # keep FFmpeg's chatter off the bar
@@ -123,6 +124,10 @@ def sample_video(path: str | Path, interval: float = 1.0,
     try:
         if not cap.isOpened():
             raise FrameError("cannot open as a video")
+        w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if w * h > max_pixels:  # from the container, before any frame is decoded
+            raise FrameError(f"video frames too large: {w:g}x{h:g} = {w * h:g} pixels, over "
+                             f"the limit of {max_pixels}")
         fps, count = cap.get(cv2.CAP_PROP_FPS), cap.get(cv2.CAP_PROP_FRAME_COUNT)
         if stats is not None:
             stats["nominal"] = int(count) if math.isfinite(count) and count > 0 else 0
