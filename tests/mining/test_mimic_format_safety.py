@@ -170,3 +170,15 @@ def test_export_of_a_well_formed_sample_still_works(tmp_path):
     assert np.load(pair / "corresponding.npy", allow_pickle=True).item() == {0: 1}
     assert (tmp_path / "out" / "pairs.csv").read_text().splitlines()[1] == \
         "clip-01234567/000003-000004/0000.jpg,clip-01234567/000003-000004/0001.jpg"
+
+
+def test_import_never_writes_over_a_dataset(mined_tum, tmp_path):
+    from mimic_fast.cli import main
+
+    exported = tmp_path / "published"
+    assert main(["export-mimic", str(mined_tum), str(exported)]) == 0
+    target = tmp_path / "ds"
+    assert main(["import-mimic", str(exported), str(target)]) == 0
+    before = {p.name: p.read_bytes() for p in target.glob("*") if p.is_file()}
+    assert main(["import-mimic", str(exported), str(target)]) == 2  # refused, one line
+    assert {p.name: p.read_bytes() for p in target.glob("*") if p.is_file()} == before

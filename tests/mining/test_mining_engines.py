@@ -3,6 +3,7 @@ a crash fails only the source that caused it."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -133,3 +134,31 @@ def test_ray_failures_of_any_kind_fail_only_their_source(tmp_path, monkeypatch, 
     assert [(m["index"], m["status"]) for m in landed] == [(0, "done"), (1, "failed"),
                                                            (2, "done")]
     assert landed[1]["error"] == f"Ray task failed: {error}"
+
+
+def test_ray_disk_full_stops_the_run_instead_of_failing_the_source(tmp_path, monkeypatch):
+    exceptions = pytest.importorskip("ray.exceptions")
+
+    class TaskError(exceptions.RayError):  # what ray.get raises for an exception in a task
+        def __init__(self, cause):
+            super().__init__(str(cause))
+            self.cause = cause
+
+    def get(task):
+        if task.index == 1:
+            raise TaskError(OSError(errno.ENOSPC, "No space left on device", "x.tar"))
+        return {"index": task.index, "status": "done"}
+
+    fake = types.SimpleNamespace(
+        exceptions=exceptions, is_initialized=lambda: True, get=get, cancel=lambda ref: None,
+        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task, driver: task),
+        wait=lambda pending, num_returns: (pending[:1], pending[1:]),
+    )
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    tasks = [SourceTask(str(tmp_path), i, Source(str(tmp_path / f"s{i}"), "frames"),
+                        MineConfig()) for i in range(3)]
+    landed = []
+    with pytest.raises(OSError) as info:
+        run_ray(tasks, None, landed.append)
+    assert info.value.errno == errno.ENOSPC
+    assert all(m["status"] == "done" for m in landed)  # no source recorded as failed

@@ -40,6 +40,7 @@ from mimic_fast.dataset.errors import DamagedData, DataError
 from mimic_fast.dataset.paths import list_shards, list_stream_urls, resolve_data_path
 from mimic_fast.dataset.reader import iter_shard_samples, read_records
 from mimic_fast.dataset.schema import INDEX, META_EXT, view_of
+from mimic_fast.dataset.writer import write_atomic
 from mimic_fast.io.frames import read_pair_rows
 from mimic_fast.io.images import FrameError, read_regular_file
 
@@ -201,13 +202,11 @@ class ShardIndex:
         return sum(d["lost"] or 0 for d in self.damaged.values())
 
     def save(self, path: str | Path, stamp: str | None = None) -> None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, stamp=np.asarray(stamp or _stamp(self.shards, None)),
-                 shard_ids=self.shard_ids, offsets=self.offsets, sizes=self.sizes,
-                 keys=np.asarray(self.keys), hashes=self.hashes, hashed=self.hashed,
-                 damaged=np.asarray(json.dumps(self.damaged)))
-        os.replace(tmp, path)
+        write_atomic(Path(path), lambda f: np.savez(
+            f, stamp=np.asarray(stamp or _stamp(self.shards, None)),
+            shard_ids=self.shard_ids, offsets=self.offsets, sizes=self.sizes,
+            keys=np.asarray(self.keys), hashes=self.hashes, hashed=self.hashed,
+            damaged=np.asarray(json.dumps(self.damaged))))
 
     # --- access -------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -34,6 +34,7 @@ from mimic_fast.dataset.schema import (
 from mimic_fast.dataset.writer import ShardWriter, finalize, write_atomic, write_json_atomic
 from mimic_fast.io.frames import read_pair_rows
 from mimic_fast.io.images import FrameError, checked_image_size, read_regular_file
+from mimic_fast._output_folder import FolderLock
 from mimic_fast.io.sources import Source
 
 CSV_NAME = "pairs.csv"
@@ -119,7 +120,15 @@ def import_mimic(root: str | Path, out: str | Path, csv_path: str | Path | None 
     scenes: dict[str, list[tuple[str, str]]] = {}
     for p1, p2 in rows:
         scenes.setdefault(Path(p1).parts[0], []).append((p1, p2))
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    with FolderLock(out):  # one writer per folder; never over a dataset that is there
+        if (out / "config.json").exists() or any(out.glob("pairs-*.tar")):
+            raise ValueError(f"{out} already holds a dataset; import into a new folder")
+        return _import_locked(root, out, csv_path, scenes, row_errors, size, patch_size, t0)
+
+
+def _import_locked(root, out, csv_path, scenes, row_errors, size, patch_size, t0) -> dict:
     sources = [Source(str(root / name), "import") for name in sorted(scenes)]
     write_json_atomic(out / "config.json", {
         **config_header(), "imported_from": str(root),

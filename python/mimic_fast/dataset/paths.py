@@ -105,6 +105,18 @@ def list_stream_urls(path: str) -> list[str]:
         raise DataError(f"cannot list dataset {path}: {exc}") from None
     if not names:
         raise DataError(f"dataset {path} has no *.tar shards")
+    records = stream_records(path)
+    if records:  # a mined dataset: exactly the shards its index.jsonl lists, as list_shards
+        have = {n.rsplit("/", 1)[-1] for n in names}
+        missing = sorted(set(records) - have)
+        if missing:
+            raise DataError(f"dataset {path} lacks {len(missing)} shard(s) that its "
+                            f"index.jsonl lists (e.g. {missing[0]}); the dataset is incomplete")
+        stale = [n for n in names if n.rsplit("/", 1)[-1] not in records]
+        if stale:
+            log.warning("%d *.tar in %s are not in its index.jsonl and are ignored (e.g. %s)",
+                        len(stale), path, stale[0])
+        names = [n for n in names if n.rsplit("/", 1)[-1] in records]
     protocol = path.split("://", 1)[0]
     return [n if "://" in n else f"{protocol}://{n}" for n in names]
 

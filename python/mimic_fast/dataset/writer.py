@@ -141,8 +141,9 @@ class ShardWriter:
 
     def abort(self) -> None:
         """Drop the shard of a failed source, and any final shard an earlier run left (a run
-        killed between the shard's rename and its manifest): readers take every pairs-*.tar,
-        so none may stay without a "done" manifest."""
+        killed between the shard's rename and its manifest): readers of a mined dataset take
+        only the shards its index lists, but plain WebDataset users take every pairs-*.tar, so
+        none may stay without a "done" manifest."""
         try:
             self._tar.close()
             self._file.close()

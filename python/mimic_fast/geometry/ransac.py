@@ -16,7 +16,7 @@ from mimic_fast import _native
 from mimic_fast.geometry.result import Homographies
 
 _MAX_MATCHES = (1 << 31) - 1  # match indices are int32 in the kernels
-_MAX_ITERS = (1 << 31) - 1
+_MAX_ITERS = (1 << 30)  # the CUDA kernel counts hypotheses in int32, a warp's step past this
 
 
 class RansacArgs(NamedTuple):

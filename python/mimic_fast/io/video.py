@@ -149,6 +149,8 @@ def sample_video(path: str | Path, interval: float = 1.0, stats: dict | None = N
             ok, bgr = cap.retrieve()
             if not ok or bgr is None:
                 raise FrameError(f"frame {index} cannot be decoded")
+            if bgr.shape[0] * bgr.shape[1] > max_pixels:  # a container that gave no size
+                raise FrameError(f"video frames too large: {bgr.shape[1]}x{bgr.shape[0]}")
             yield VideoFrame(index, t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         if stats is not None:  # count the rest, for the truncation check
             while cap.grab():

@@ -25,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 from mimic_fast._lifeline import process_identity
+from mimic_fast._output_folder import is_out_of_space
 from mimic_fast.mining.schedule import largest_first
 from mimic_fast.mining.worker import SourceTask, failed_manifest, init_worker, process_source
 
@@ -130,6 +131,9 @@ def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> No
             try:
                 manifest = ray.get(ref)
             except ray.exceptions.RayError as exc:  # crashed, OOM-killed, node died, lost...
+                cause = getattr(exc, "cause", None)  # a RayTaskError wraps the task's exception
+                if is_out_of_space(cause):
+                    raise cause from None  # no fault of the source: stop, as the pool does
                 manifest = failed_manifest(refs[ref], f"Ray task failed: {type(exc).__name__}")
             on_done(manifest)
     except BaseException:
