@@ -192,3 +192,30 @@ def test_pack_of_a_damaged_dataset_is_a_one_line_error(dataset, tmp_path, capsys
     assert main(["pack", str(dataset), str(tmp_path / "packed")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and SHARD in err[0], err
+
+
+@pytest.mark.parametrize("how", ["extra", "repeated"])
+def test_samples_the_index_does_not_record_are_never_trained_on(dataset, caplog, how):
+    """An appended sample (a new key, or a second copy of a recorded key with other bytes)
+    carries no recorded hash: neither reader yields it, and the shard is flagged."""
+    from mimic_fast.dataset.reader import iter_tar_pairs, read_records
+    from shard_tools import write_tar
+
+    n = _pairs(dataset)
+    members = read_members(dataset / SHARD)
+    key = members[0][0].split(".", 1)[0]
+    new = key if how == "repeated" else key[:-6] + "999999"
+    members += [(f"{new}.0.jpg", members[1][1]), (f"{new}.1.jpg", members[0][1]),
+                (f"{new}.json", members[2][1])]
+    write_tar(dataset / SHARD, members)
+    with caplog.at_level(logging.WARNING):
+        index = ShardIndex.build(dataset)
+    assert len(index) == n and SHARD in caplog.text
+    assert index.keys.count(key) == 1 and (how == "repeated" or new not in index.keys)
+    record = read_records(dataset)[SHARD]
+    got = []
+    with pytest.raises(DataError, match="tar members"):  # the member count flags the shard
+        for k, views in iter_tar_pairs(str(dataset / SHARD), record):
+            got.append((k, views))
+    assert [k for k, _ in got].count(key) == 1 and len(got) == n
+    assert all(v is not None for _, v in got) and (how == "repeated" or new not in dict(got))

@@ -131,6 +131,12 @@ class ShardIndex:
                     if size[0] < 0 or size[1] < 0:
                         incomplete += 1
                         continue
+                    if rec is not None and (key not in rec.pairs or key in found):
+                        # not what the writer recorded (an extra or repeated sample): unchecked
+                        # bytes are never trained on; the member count flags the shard
+                        log.warning("shard %s: sample %s is %s its index; left out", shard, key,
+                                    "repeated in" if key in found else "not in")
+                        continue
                     found.add(key)
                     sha = rec.pairs.get(key) if rec is not None else None
                     shard_ids.append(sid)

@@ -279,6 +279,7 @@ def iter_tar_pairs(url: str, record: ShardRecord | None = None, strict: bool = F
     ``strict``); pairs lost to a damaged or truncated shard raise DamagedData at the end
     with ``lost`` = how many recorded pairs were not read."""
     seen = 0  # recorded pairs met (read or damaged)
+    met: set[str] = set()
     members = 0
     f = open_url(url)
     try:
@@ -290,9 +291,16 @@ def iter_tar_pairs(url: str, record: ShardRecord | None = None, strict: bool = F
                     v = view_of(m.ext)
                     if v is not None:
                         views[v] = m.data
+                if record is not None and (key not in record.pairs or key in met):
+                    # an extra or repeated sample: its bytes were never recorded, so they are
+                    # not trained on (the member count then flags the shard)
+                    log.warning("shard %s: sample %s is %s its index; skipped", url, key,
+                                "repeated in" if key in met else "not in")
+                    continue
                 expected = record.pairs.get(key, False) if record is not None else False
                 if expected is not False:
                     seen += 1
+                    met.add(key)
                     why = None
                     if views[0] is None or views[1] is None:
                         why = "lacks a view"
