@@ -1,0 +1,25 @@
+"""benchmarks/gpu_check.sh --dry-run: every step it would run on a GPU machine names files
+that exist, and the CUDA tests it runs are collected."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_dry_run_lists_existing_steps_and_cuda_tests():
+    r = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PY=sys.executable))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MISSING" not in r.stdout
+    steps = re.findall(r"^== (\w+) \(timeout", r.stdout, re.M)
+    assert {"build", "pytest_cuda", "bench_overlap", "bench_ransac", "bench_attention",
+            "train_smoke", "bench_train"} <= set(steps)
+    n = int(re.search(r"pytest -m cuda collects (\d+) tests", r.stdout).group(1))
+    assert n >= 10
