@@ -229,6 +229,7 @@ SETTINGS = {  # name -> MineConfig changes from the defaults
     "--walk all": {"walk": "all"},
     "--overlap-sampling grid": {"overlap_sampling": "grid"},
     "--samples 400": {"samples": 400},
+    "--ransac native": {"ransac": "native"},
 }
 
 

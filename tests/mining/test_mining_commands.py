@@ -100,16 +100,16 @@ def test_mine_fidelity_options_reach_the_config(shared_data, tmp_path):
         (folder / p.name).write_bytes(p.read_bytes())
     rc = main(["mine", str(folder), "--out", str(out), "--no-progress", "--walk", "all",
                "--interpolation", "area", "--no-exact-decode", "--samples", "64",
-               "--overlap-sampling", "grid", "--static-fraction", "0.1"])
+               "--overlap-sampling", "grid", "--static-fraction", "0.1", "--ransac", "native"])
     assert rc == 0
     mining = json.loads((out / "config.json").read_text())["mining"]
     assert {k: mining[k] for k in ("walk", "interpolation", "exact_decode", "samples",
-                                   "overlap_sampling", "static_fraction")} == {
+                                   "overlap_sampling", "static_fraction", "ransac")} == {
         "walk": "all", "interpolation": "area", "exact_decode": False, "samples": 64,
-        "overlap_sampling": "grid", "static_fraction": 0.1}
+        "overlap_sampling": "grid", "static_fraction": 0.1, "ransac": "native"}
     defaults = tmp_path / "defaults"
     assert main(["mine", str(folder), "--out", str(defaults), "--no-progress"]) == 0
     mining = json.loads((defaults / "config.json").read_text())["mining"]
     assert (mining["walk"], mining["interpolation"], mining["exact_decode"],
-            mining["overlap_sampling"], mining["static_fraction"]) == (
-        "published", "linear", True, "random", 0.0)
+            mining["overlap_sampling"], mining["static_fraction"], mining["ransac"]) == (
+        "published", "linear", True, "random", 0.0, "opencv")

@@ -118,11 +118,12 @@ def test_readable_with_webdataset_and_tar(mined):
         assert all(m.mtime == 0 and m.uid == 0 for m in tar.getmembers())
 
 
-def test_generated_camera_path_recovers_true_homographies(tmp_path):
+@pytest.mark.parametrize("ransac", ["opencv", "native"])
+def test_generated_camera_path_recovers_true_homographies(tmp_path, ransac):
     hw = (360, 480)
     frames, mats = synthetic.camera_path(synthetic.photo("astronaut"), 14, hw, seed=1)
     synthetic.write_frames(frames, tmp_path / "frames")
-    summary = mine([tmp_path / "frames"], tmp_path / "ds", MineConfig(), QUIET)
+    summary = mine([tmp_path / "frames"], tmp_path / "ds", MineConfig(ransac=ransac), QUIET)
     assert summary["accepted"] >= 3
     corners = np.array([[40, 40, 1], [184, 40, 1], [40, 184, 1], [184, 184, 1]], float).T
     errs = []
@@ -162,3 +163,20 @@ def test_pair_list_with_missing_file_and_duplicate(shared_data, tmp_path):
     assert s["errors"] == [{"input": str(tmp_path / "gone.png"), "error": "cannot read file: "
                             "No such file or directory"}]
     assert s["accepted"] >= 2
+
+
+def test_native_ransac_verdicts_do_not_depend_on_the_batch(tmp_path):
+    from mimic_fast.mining.evaluate import evaluate
+    from mimic_fast.mining.views import folder_views
+
+    frames, _ = synthetic.camera_path(synthetic.photo("coffee"), 8, (240, 320), seed=4)
+    synthetic.write_frames(frames, tmp_path)
+    cfg = MineConfig(ransac="native")
+    views = list(folder_views(str(tmp_path), cfg, 1, []))
+    pairs = [(views[i], views[j]) for i in range(8) for j in range(i + 1, 8)]
+    batched = evaluate(pairs, cfg)
+    assert sum(c.H is not None for c in batched) >= 10
+    for pair, b in zip(pairs, batched):
+        alone = evaluate([pair], cfg)[0]
+        assert (alone.reason, alone.inliers, alone.overlap) == (b.reason, b.inliers, b.overlap)
+        assert (alone.H is None and b.H is None) or np.array_equal(alone.H, b.H)

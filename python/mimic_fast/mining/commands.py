@@ -54,7 +54,7 @@ def register(subparsers) -> None:
 
 
 def _register_mine(subparsers) -> None:
-    from mimic_fast.mining.config import OVERLAP_SAMPLINGS, WALKS
+    from mimic_fast.mining.config import OVERLAP_SAMPLINGS, RANSACS, WALKS
     from mimic_fast.mining.config import MineConfig as C
 
     p = subparsers.add_parser(
@@ -80,6 +80,10 @@ def _register_mine(subparsers) -> None:
                    help="decode JPEGs in full, as published; --no-exact-decode: at 1/2-1/8 "
                         "size (IDCT scaling) when the picture is at least twice the view "
                         "(default: %(default)s)")
+    p.add_argument("--ransac", default=C.ransac, choices=RANSACS,
+                   help="'opencv' = cv2.findHomography per pair, as published; 'native' = "
+                        "mimic_fast.find_homographies on each batch (the same method with "
+                        "its own samples, keyed by --seed) (default: %(default)s)")
     p.add_argument("--samples", type=int, default=C.samples,
                    help="sample points per patch for the overlap (default: %(default)s)")
     p.add_argument("--overlap-sampling", default=C.overlap_sampling, choices=OVERLAP_SAMPLINGS,
@@ -112,7 +116,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
     try:
         cfg = MineConfig(
             kind=args.kind, interval=args.interval, stride=args.stride, walk=args.walk,
-            exact_decode=args.exact_decode, samples=args.samples,
+            exact_decode=args.exact_decode, samples=args.samples, ransac=args.ransac,
             overlap_sampling=args.overlap_sampling, group_keep=args.group_keep,
             size=args.size, resize=args.resize, interpolation=args.interpolation, low=args.low, high=args.high,
             static_fraction=args.static_fraction, seed=args.seed,

@@ -16,6 +16,7 @@ from mimic_fast.io.sources import KINDS
 GROUP_KEEP = ("all", "best")
 WALKS = ("published", "all")
 OVERLAP_SAMPLINGS = ("random", "grid")
+RANSACS = ("opencv", "native")
 ENGINES = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -36,6 +37,8 @@ class MineConfig:
     ratio: float = 0.7  # Lowe ratio
     min_matches: int = 10  # a pair needs MORE than this many ratio-test matches
     ransac_threshold: float = 5.0  # pixels, in the size x size views
+    ransac: str = "opencv"  # opencv (cv2.findHomography per pair, as published) | native
+    # (mimic_fast.find_homographies, one batched call; the same method, its own samples)
     patch_size: int = 16
     samples: int = 100  # sample points per patch for patch_overlap
     overlap_sampling: str = "random"  # random (published) | grid (decisions stable, opt-in)
@@ -52,6 +55,7 @@ class MineConfig:
         _choice("group_keep", self.group_keep, GROUP_KEEP)
         _choice("walk", self.walk, WALKS)
         _choice("overlap_sampling", self.overlap_sampling, OVERLAP_SAMPLINGS)
+        _choice("ransac", self.ransac, RANSACS)
         _choice("resize", self.resize, RESIZE_MODES)
         _choice("interpolation", self.interpolation, INTERPOLATIONS)
         if not self.interval > 0:

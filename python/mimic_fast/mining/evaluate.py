@@ -1,7 +1,9 @@
 """Candidate pairs -> matches, RANSAC homography, patch overlap, accept or reject.
 
-Matching and RANSAC run per pair (reusing each view's SIFT); the overlap of all pairs of a
-batch is ONE ``mimic_fast.patch_overlap`` call.
+Matching runs per pair (reusing each view's SIFT); RANSAC per pair with OpenCV (the default,
+as published) or for the whole batch in ONE ``mimic_fast.find_homographies`` call
+(``ransac="native"``); the overlap of all pairs of a batch is ONE ``mimic_fast.patch_overlap``
+call.
 """
 
 from __future__ import annotations
@@ -51,14 +53,14 @@ def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]
     import mimic_fast
 
     out = [Candidate(v1, v2) for v1, v2 in pairs]
-    with_h = []
+    matched = []  # (candidate, xy1, xy2) with enough matches for a homography
     for c in out:
         idx = ratio_match(c.v1.features, c.v2.features, cfg.ratio)
         c.matches = int(idx.shape[0])
-        if c.matches <= cfg.min_matches:
-            continue
-        xy1, xy2 = c.v1.features.xy[idx[:, 0]], c.v2.features.xy[idx[:, 1]]
-        H, inlier = ransac_homography(xy1, xy2, cfg.ransac_threshold)  # deterministic
+        if c.matches > cfg.min_matches:
+            matched.append((c, c.v1.features.xy[idx[:, 0]], c.v2.features.xy[idx[:, 1]]))
+    with_h = []
+    for (c, xy1, xy2), (H, inlier) in zip(matched, _homographies(matched, cfg)):
         c.inliers = int(inlier.sum())
         if H is None:
             c.reason = NO_HOMOGRAPHY
@@ -81,6 +83,25 @@ def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]
         c.correspondences = np.stack([src, corr[src]], axis=1).astype(np.int64)
         c.reason = verdict(bool(res.valid[k]), c.overlap, c.static, c.inliers, cfg)
     return out
+
+
+def _homographies(matched: list, cfg: MineConfig) -> list[tuple[np.ndarray | None, np.ndarray]]:
+    """(H or None, inlier mask) per matched pair: OpenCV's RANSAC pair by pair (deterministic),
+    or ``mimic_fast.find_homographies`` on the whole batch, padded (keyed by cfg.seed)."""
+    if cfg.ransac == "opencv" or not matched:
+        return [ransac_homography(xy1, xy2, cfg.ransac_threshold) for _, xy1, xy2 in matched]
+    import mimic_fast
+
+    n = max(len(xy1) for _, xy1, _ in matched)
+    src = np.zeros((len(matched), n, 2), np.float32)
+    dst = np.zeros_like(src)
+    counts = np.array([len(xy1) for _, xy1, _ in matched], np.int32)
+    for b, (_, xy1, xy2) in enumerate(matched):
+        src[b, : len(xy1)], dst[b, : len(xy2)] = xy1, xy2
+    r = mimic_fast.find_homographies(src, dst, counts, threshold=cfg.ransac_threshold,
+                                     seed=cfg.seed)
+    return [(r.H[b] if r.valid[b] else None, r.inliers[b, : counts[b]])
+            for b in range(len(matched))]
 
 
 def static_outliers(xy1: np.ndarray, xy2: np.ndarray, inlier: np.ndarray,
