@@ -19,11 +19,16 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import mimic_fast
+
     parser = argparse.ArgumentParser(
         prog="mimic-fast",
         description="Mine multi-view image pairs from videos and image collections (MIMIC) "
         "and pretrain CroCo / MAE on them.",
+        allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version",
+                        version=f"mimic-fast {mimic_fast.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -34,13 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for command in sub.choices.values():  # `--worker` must not pass for `--workers`
+        command.allow_abbrev = False
+    parser.commands = sub.choices  # name -> the command's parser
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from mimic_fast._output_folder import FolderInUse, is_out_of_space, out_of_space_message
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # name the command's own usage, not the top level's
+        parser.commands[args.command].error(
+            f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,13 +1,25 @@
-"""Reading mined pair datasets for training: shard index or stream, CPU or DALI decoding."""
+"""Reading mined pair datasets for training: shard index or stream, CPU or DALI decoding.
 
-from mimic_fast.data.config import DataConfig
-from mimic_fast.data.index import CsvIndex, DataError, ShardIndex, open_index, split
-from mimic_fast.data.loader import EpochSampler, PairDataset, StreamingPairs
-from mimic_fast.data.pipeline import BatchSource, choose_decoder, train_batches
-from mimic_fast.data.transforms import PairTransform, denormalize, normalize
+The names below load on first use (PEP 562): importing ``mimic_fast.data.config`` (what the
+CLI needs to show the defaults) must not import torch.
+"""
 
-__all__ = [
-    "BatchSource", "CsvIndex", "DataConfig", "DataError", "EpochSampler", "PairDataset",
-    "PairTransform", "ShardIndex", "StreamingPairs", "choose_decoder", "denormalize",
-    "normalize", "open_index", "split", "train_batches",
-]
+import importlib
+
+_HOMES = {
+    "DataConfig": "config",
+    "CsvIndex": "index", "DataError": "index", "ShardIndex": "index", "open_index": "index",
+    "split": "index",
+    "EpochSampler": "loader", "PairDataset": "loader", "StreamingPairs": "loader",
+    "BatchSource": "pipeline", "choose_decoder": "pipeline", "train_batches": "pipeline",
+    "PairTransform": "transforms", "denormalize": "transforms", "normalize": "transforms",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
