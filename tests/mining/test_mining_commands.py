@@ -113,3 +113,22 @@ def test_mine_fidelity_options_reach_the_config(shared_data, tmp_path):
     assert (mining["walk"], mining["interpolation"], mining["exact_decode"],
             mining["overlap_sampling"], mining["static_fraction"], mining["ransac"]) == (
         "published", "linear", True, "random", 0.0, "opencv")
+
+
+def test_mine_refuses_at_once_and_creates_nothing(shared_data, tmp_path, capsys):
+    frames = str(shared_data / "video/tum_freiburg_frames")
+    out = tmp_path / "new"
+    assert main(["mine", str(tmp_path / "typo"), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no usable input" in err and "typo: no such file" in err
+    assert not out.exists()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    assert main(["mine", frames, "--out", str(a_file), "--no-progress"]) == 2
+    assert "is a file" in capsys.readouterr().err and a_file.read_text() == "mine"
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "notes.txt").write_text("mine")
+    assert main(["mine", frames, "--out", str(own), "--no-progress"]) == 2
+    assert "holds no mimic-fast dataset" in capsys.readouterr().err
+    assert sorted(p.name for p in own.iterdir()) == ["notes.txt"]  # not even a lock file

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from mimic_fast._output_folder import FolderLock, remove_dead_temporaries
+from mimic_fast._output_folder import LOCK_NAME, FolderLock, remove_dead_temporaries
 from mimic_fast.dataset.schema import DONE_DIR, FORMAT, FORMAT_VERSION, manifest_path
 from mimic_fast.dataset.writer import finalize, write_json_atomic
 from mimic_fast.io.sources import Source, discover
@@ -46,6 +46,7 @@ def mine(
     t0 = time.perf_counter()
     out = Path(out)
     sources, input_errors = discover(inputs, config.kind)
+    _check_usable(out, sources, input_errors)  # before anything is created
     with FolderLock(out):  # one run per dataset folder; the lock is taken before any write
         return _mine_locked(out, inputs, sources, input_errors, config, options,
                             on_source_done, t0)
@@ -115,6 +116,25 @@ def _finished(out: Path, sources: list[Source], retry_failed: bool) -> dict[int,
             continue  # shard lost since: redo
         finished[i] = m
     return finished
+
+
+class NoUsableInput(ValueError):
+    """None of the inputs resolved to a source; the message gives each input's reason."""
+
+
+def _check_usable(out: Path, sources: list, input_errors: list[dict]) -> None:
+    """Refuse at once, creating nothing: no input usable at all; an --out that is a file, or
+    a folder holding files but no dataset (mining would mix a dataset into it)."""
+    if not sources:
+        reasons = "; ".join(f"{e['input']}: {e['error']}" for e in input_errors)
+        raise NoUsableInput(f"no usable input ({reasons or 'none given'})")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and not (out / "config.json").is_file():
+        others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+        if others:
+            raise DatasetMismatch(f"{out} is not empty and holds no mimic-fast dataset (e.g. "
+                                  f"{others[0]}); mine into a new or empty folder")
 
 
 def _check_or_write_config(out, inputs, sources, config, options) -> None:
