@@ -45,6 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_common import environment  # noqa: E402
+from bench_mining_baseline import published_kept  # noqa: E402
 
 SHARED = HERE.parents[1] / "shared" / "data"
 BORDER = 0.02
@@ -149,10 +150,6 @@ class Ours:
 
 # ---- comparison ---------------------------------------------------------------------------
 
-def _kept(ov) -> bool:
-    return ov is not None and 0.5 < ov < 0.75
-
-
 def compare(pub: Published, ours: Ours) -> dict:
     import numpy as np
 
@@ -171,7 +168,7 @@ def compare(pub: Published, ours: Ours) -> dict:
                 agree.append(False)
                 continue
             p_ov = pub.overlaps(i, j)
-            p_kept = _kept(None if p_ov is None else p_ov[seeds.index(s)])
+            p_kept = published_kept(None if p_ov is None else p_ov[seeds.index(s)])
             c = ours.candidates(i, j)[0]
             same = c.accepted == p_kept
             agree.append(same)
@@ -192,11 +189,11 @@ def compare(pub: Published, ours: Ours) -> dict:
     for s in seeds:
         others = {p for o in seeds if o != s for p in walks[o]}
         kept_s = [(i, j) for i, j in walks[s]
-                  if _kept(None if pub.overlaps(i, j) is None else pub.overlaps(i, j)[seeds.index(s)])]
+                  if published_kept(None if pub.overlaps(i, j) is None else pub.overlaps(i, j)[seeds.index(s)])]
         self_not_formed.append(len(set(kept_s) - others))
     our_walk = ours.walk()
     our_kept = [(i, j) for i, j, c in our_walk if c.accepted]
-    pub_stable = [len({_kept(o) for o in pub.overlaps(i, j)}) == 1
+    pub_stable = [len({published_kept(o) for o in pub.overlaps(i, j)}) == 1
                   if pub.overlaps(i, j) is not None else True for i, j in sorted(formed_any)]
     our_stable = [len({c.accepted for c in ours.candidates(i, j)}) == 1
                   for i, j in sorted(formed_any) if max(i, j) < n_ours]
@@ -204,7 +201,7 @@ def compare(pub: Published, ours: Ours) -> dict:
         "samples": {"published": n_pub, "ours": n_ours, "bit_identical_views": same_view},
         "candidates": {"published_per_seed": [len(walks[s]) for s in seeds],
                        "ours": len(our_walk)},
-        "kept": {"published_per_seed": [sum(_kept(None if pub.overlaps(i, j) is None
+        "kept": {"published_per_seed": [sum(published_kept(None if pub.overlaps(i, j) is None
                                                   else pub.overlaps(i, j)[seeds.index(s)])
                                             for i, j in walks[s]) for s in seeds],
                  "ours": len(our_kept)},

@@ -92,11 +92,16 @@ def overlap(H, rng=random) -> float:
     return min(len(fwd), len(bwd)) / P
 
 
+def published_kept(ov) -> bool:
+    """The published keep rule: a homography was found and 0.5 < overlap < 0.75."""
+    return ov is not None and 0.5 < ov < 0.75
+
+
 def published_walk(n: int, overlap_of) -> list[tuple[int, int]]:
     """The candidates (i, j) the published video script forms over n samples, in order.
     overlap_of(i, j): the pair's overlap, None without a homography. (i, i+1) is kept when
     0.5 < overlap < 0.75; above 0.75, (i, i+2) is tried, and when kept the walk skips i+1."""
-    kept = lambda ov: ov is not None and 0.5 < ov < 0.75  # noqa: E731
+    kept = published_kept
     formed, i = [], 0
     while i < n - 1:
         formed.append((i, i + 1))

@@ -29,6 +29,7 @@ from ransac_cases import corner_error, synthetic_matches  # noqa: E402
 from ransac_real import real_matches  # noqa: E402
 
 import mimic_fast  # noqa: E402
+from mimic_fast.geometry.ransac import pad_matches  # noqa: E402
 
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
 
@@ -48,12 +49,7 @@ def synthetic_set(outliers: float, pairs: int, n: int = 1000, seed: int = 0):
 def real_set(root: Path):
     """The real SIFT pairs (padded), their ground truth and view-1 sizes."""
     found = list(real_matches(root))
-    N = max(len(s) for _, s, _, _, _ in found)
-    src = np.zeros((len(found), N, 2), np.float32)
-    dst = np.zeros_like(src)
-    counts = np.array([len(s) for _, s, _, _, _ in found])
-    for b, (_, s, d, _, _) in enumerate(found):
-        src[b, :len(s)], dst[b, :len(d)] = s, d
+    src, dst, counts = pad_matches([(s, d) for _, s, d, _, _ in found])
     return (src, dst, counts, np.stack([H for _, _, _, H, _ in found]),
             [(w, h) for _, _, _, _, (h, w) in found]), [f[0] for f in found]
 

@@ -40,6 +40,15 @@ def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:
     return predicate()
 
 
+def kill_leader_and_wait(proc: subprocess.Popen, timeout: float) -> list[int]:
+    """SIGKILL the session leader ``proc``; the members of its session still alive after
+    ``timeout`` seconds (none: they all ended with it)."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_until(lambda: not session_members(proc.pid), timeout)
+    return session_members(proc.pid)
+
+
 def kill_session(sid: int) -> None:
     for pid in session_members(sid):
         try:

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../common/cuda_host.h"
 #include "../common/homography.h"
 #include "../common/patch_grid.h"
 #include "../common/vote.h"
@@ -16,12 +17,11 @@
 namespace mimic_fast {
 namespace {
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("mimic_fast CUDA error in ") + what + ": " +
-                             cudaGetErrorString(err));
-  }
-}
+using cuda_host::check;
+using cuda_host::copy_to_host;
+using cuda_host::DeviceBuffer;
+using cuda_host::resident_blocks;
+using cuda_host::Stream;
 
 constexpr int kMaxThreads = 256;
 
@@ -176,44 +176,12 @@ void launch(const Scalar* H, int64_t batch, const OverlapParams& prm, const Over
           "cudaFuncSetAttribute");
   }
   const int threads = block_threads(g1.count() + g2.count());
-  int sms = 0;
-  int per_sm = 0;
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-        "cudaDeviceGetAttribute");
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, overlap_kernel<Scalar>, threads,
-                                                      smem),
-        "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-  // One resident wave; blocks then stride over the pairs.
-  const int64_t blocks =
-      std::min<int64_t>(batch, static_cast<int64_t>(sms) * std::max(per_sm, 1));
-  overlap_kernel<Scalar><<<static_cast<unsigned>(blocks), threads, smem, stream>>>(
+  const unsigned blocks = resident_blocks(overlap_kernel<Scalar>, threads, smem, batch);
+  overlap_kernel<Scalar><<<blocks, threads, smem, stream>>>(
       H, batch, pattern, g1, g2, out.overlap, out.valid, out.forward, out.backward,
       out.correspondences, out.counts);
   check(cudaGetLastError(), "overlap_kernel launch");
 }
-
-// Device buffer freed on scope exit, also when an exception unwinds.
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  explicit DeviceBuffer(size_t bytes) {
-    if (bytes > 0) check(cudaMalloc(&ptr, bytes), "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
-struct Stream {
-  cudaStream_t handle = nullptr;
-  Stream() { check(cudaStreamCreateWithFlags(&handle, cudaStreamNonBlocking), "cudaStreamCreate"); }
-  ~Stream() {
-    if (handle) cudaStreamDestroy(handle);
-  }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-};
 
 }  // namespace
 
@@ -240,7 +208,6 @@ void patch_overlap_cuda_from_host(const void* H, bool is_double, int64_t batch,
   DeviceBuffer dH(h_bytes), dOverlap(n * sizeof(float)), dValid(n * sizeof(bool)),
       dFwd(n * p1 * sizeof(int32_t)), dBwd(n * p2 * sizeof(int32_t)),
       dCorr(n * p1 * sizeof(int32_t)), dCounts(n * 2 * sizeof(int32_t));
-  // A private non-blocking stream: this path must not stall other work on the device.
   Stream stream;
   check(cudaMemcpyAsync(dH.ptr, H, h_bytes, cudaMemcpyHostToDevice, stream.handle),
         "cudaMemcpyAsync H");
@@ -248,16 +215,13 @@ void patch_overlap_cuda_from_host(const void* H, bool is_double, int64_t batch,
                            static_cast<int32_t*>(dFwd.ptr), static_cast<int32_t*>(dBwd.ptr),
                            static_cast<int32_t*>(dCorr.ptr), static_cast<int32_t*>(dCounts.ptr)};
   patch_overlap_cuda(dH.ptr, is_double, batch, params, dev, stream.handle);
-  const auto copy_back = [&](void* dst, const void* src, size_t bytes) {
-    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream.handle),
-          "cudaMemcpyAsync result");
-  };
-  copy_back(out.overlap, dev.overlap, n * sizeof(float));
-  copy_back(out.valid, dev.valid, n * sizeof(bool));
-  copy_back(out.forward, dev.forward, n * p1 * sizeof(int32_t));
-  copy_back(out.backward, dev.backward, n * p2 * sizeof(int32_t));
-  copy_back(out.correspondences, dev.correspondences, n * p1 * sizeof(int32_t));
-  copy_back(out.counts, dev.counts, n * 2 * sizeof(int32_t));
+  copy_to_host(out.overlap, dev.overlap, n * sizeof(float), stream.handle);
+  copy_to_host(out.valid, dev.valid, n * sizeof(bool), stream.handle);
+  copy_to_host(out.forward, dev.forward, n * p1 * sizeof(int32_t), stream.handle);
+  copy_to_host(out.backward, dev.backward, n * p2 * sizeof(int32_t), stream.handle);
+  copy_to_host(out.correspondences, dev.correspondences, n * p1 * sizeof(int32_t),
+               stream.handle);
+  copy_to_host(out.counts, dev.counts, n * 2 * sizeof(int32_t), stream.handle);
   check(cudaStreamSynchronize(stream.handle), "patch_overlap kernel");
 }
 

@@ -9,11 +9,9 @@
 // CPU and the reference use).
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 
+#include "../common/cuda_host.h"
 #include "../common/homography_fit.h"
 #include "../common/ransac_steps.h"
 #include "ransac.h"
@@ -21,12 +19,11 @@
 namespace mimic_fast {
 namespace {
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("mimic_fast CUDA error in ") + what + ": " +
-                             cudaGetErrorString(err));
-  }
-}
+using cuda_host::check;
+using cuda_host::copy_to_host;
+using cuda_host::DeviceBuffer;
+using cuda_host::resident_blocks;
+using cuda_host::Stream;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
@@ -142,45 +139,11 @@ __global__ void __launch_bounds__(kThreads) ransac_kernel(
 template <typename Scalar>
 void launch(const Scalar* src, const Scalar* dst, const int64_t* counts, int64_t batch,
             int64_t n, const RansacParams& prm, const RansacOutputs& out, cudaStream_t stream) {
-  int device = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  int sms = 0;
-  int per_sm = 0;
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-        "cudaDeviceGetAttribute");
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, ransac_kernel<Scalar>, kThreads,
-                                                      0),
-        "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-  // One resident wave; blocks then stride over the pairs.
-  const int64_t blocks =
-      std::min<int64_t>(batch, static_cast<int64_t>(sms) * std::max(per_sm, 1));
-  ransac_kernel<Scalar><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+  const unsigned blocks = resident_blocks(ransac_kernel<Scalar>, kThreads, 0, batch);
+  ransac_kernel<Scalar><<<blocks, kThreads, 0, stream>>>(
       src, dst, counts, batch, n, prm, out.H, out.inliers, out.num_inliers, out.valid);
   check(cudaGetLastError(), "ransac_kernel launch");
 }
-
-// Device buffer freed on scope exit, also when an exception unwinds.
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  explicit DeviceBuffer(size_t bytes) {
-    if (bytes > 0) check(cudaMalloc(&ptr, bytes), "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
-struct Stream {
-  cudaStream_t handle = nullptr;
-  Stream() { check(cudaStreamCreateWithFlags(&handle, cudaStreamNonBlocking), "cudaStreamCreate"); }
-  ~Stream() {
-    if (handle) cudaStreamDestroy(handle);
-  }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-};
 
 }  // namespace
 
@@ -208,7 +171,6 @@ void find_homographies_cuda_from_host(const void* src, const void* dst, bool is_
   DeviceBuffer dSrc(pts_bytes), dDst(pts_bytes), dCounts(B * sizeof(int64_t)),
       dH(B * 9 * sizeof(double)), dIn(B * N * sizeof(bool)), dNum(B * sizeof(int32_t)),
       dValid(B * sizeof(bool));
-  // A private non-blocking stream: this path must not stall other work on the device.
   Stream stream;
   check(cudaMemcpyAsync(dSrc.ptr, src, pts_bytes, cudaMemcpyHostToDevice, stream.handle),
         "cudaMemcpyAsync src");
@@ -221,15 +183,10 @@ void find_homographies_cuda_from_host(const void* src, const void* dst, bool is_
                           static_cast<int32_t*>(dNum.ptr), static_cast<bool*>(dValid.ptr)};
   find_homographies_cuda(dSrc.ptr, dDst.ptr, is_double, static_cast<const int64_t*>(dCounts.ptr),
                          batch, n, p, dev, stream.handle);
-  const auto copy_back = [&](void* to, const void* from, size_t bytes) {
-    if (bytes == 0) return;
-    check(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToHost, stream.handle),
-          "cudaMemcpyAsync result");
-  };
-  copy_back(out.H, dev.H, B * 9 * sizeof(double));
-  copy_back(out.inliers, dev.inliers, B * N * sizeof(bool));
-  copy_back(out.num_inliers, dev.num_inliers, B * sizeof(int32_t));
-  copy_back(out.valid, dev.valid, B * sizeof(bool));
+  copy_to_host(out.H, dev.H, B * 9 * sizeof(double), stream.handle);
+  copy_to_host(out.inliers, dev.inliers, B * N * sizeof(bool), stream.handle);
+  copy_to_host(out.num_inliers, dev.num_inliers, B * sizeof(int32_t), stream.handle);
+  copy_to_host(out.valid, dev.valid, B * sizeof(bool), stream.handle);
   check(cudaStreamSynchronize(stream.handle), "find_homographies kernel");
 }
 

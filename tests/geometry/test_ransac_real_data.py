@@ -10,6 +10,7 @@ from ransac_cases import corner_error
 from ransac_real import real_matches
 
 import mimic_fast
+from mimic_fast.geometry.ransac import pad_matches
 from mimic_fast.geometry.reference_ransac import find_homographies_reference
 
 cv2 = pytest.importorskip("cv2")
@@ -21,13 +22,7 @@ def matches(shared_data):
 
 
 def _batch(matches):
-    N = max(len(s) for _, s, _, _, _ in matches)
-    src = np.zeros((len(matches), N, 2), np.float32)
-    dst = np.zeros_like(src)
-    counts = np.array([len(s) for _, s, _, _, _ in matches])
-    for b, (_, s, d, _, _) in enumerate(matches):
-        src[b, :len(s)], dst[b, :len(d)] = s, d
-    return src, dst, counts
+    return pad_matches([(s, d) for _, s, d, _, _ in matches])
 
 
 def test_as_accurate_as_opencv(matches):

@@ -3,12 +3,10 @@ end within seconds instead of mining on into the dataset folder."""
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
 from mimic_fast.mining import synthetic
-from process_tools import kill_session, session_members, start_session, wait_until
+from process_tools import kill_leader_and_wait, kill_session, session_members, start_session, wait_until
 
 
 def test_workers_end_with_a_killed_driver(tmp_path):
@@ -21,9 +19,7 @@ def test_workers_end_with_a_killed_driver(tmp_path):
         # the driver, the resource tracker, the forkserver and 2 workers
         assert wait_until(lambda: len(session_members(driver.pid)) >= 5, 60), \
             driver.stderr.read() if driver.poll() is not None else session_members(driver.pid)
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait()
-        assert wait_until(lambda: not session_members(driver.pid), 5), \
-            f"left running: {session_members(driver.pid)}"
+        left = kill_leader_and_wait(driver, 5)
+        assert not left, f"left running: {left}"
     finally:
         kill_session(driver.pid)

@@ -112,6 +112,19 @@ def test_a_script_without_main_guard_is_told_so(tmp_path):
     assert "RuntimeError: the worker processes could not start" in r.stderr
 
 
+def _with_fake_ray(monkeypatch, exceptions, get, tmp_path) -> list[SourceTask]:
+    """Ray stood in for by ``get(task)`` (what ray.get returns or raises for the task's
+    object ref); returns 3 tasks for run_ray."""
+    fake = types.SimpleNamespace(
+        exceptions=exceptions, is_initialized=lambda: True, get=get, cancel=lambda ref: None,
+        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task, driver: task),
+        wait=lambda pending, num_returns: (pending[:1], pending[1:]),
+    )
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    return [SourceTask(str(tmp_path), i, Source(str(tmp_path / f"s{i}"), "frames"),
+                       MineConfig()) for i in range(3)]
+
+
 @pytest.mark.parametrize("error", ["OutOfMemoryError", "NodeDiedError", "WorkerCrashedError"])
 def test_ray_failures_of_any_kind_fail_only_their_source(tmp_path, monkeypatch, error):
     exceptions = pytest.importorskip("ray.exceptions")
@@ -121,14 +134,7 @@ def test_ray_failures_of_any_kind_fail_only_their_source(tmp_path, monkeypatch, 
             raise getattr(exceptions, error)("simulated")
         return {"index": task.index, "status": "done"}
 
-    fake = types.SimpleNamespace(
-        exceptions=exceptions, is_initialized=lambda: True, get=get, cancel=lambda ref: None,
-        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task, driver: task),
-        wait=lambda pending, num_returns: (pending[:1], pending[1:]),
-    )
-    monkeypatch.setitem(sys.modules, "ray", fake)
-    tasks = [SourceTask(str(tmp_path), i, Source(str(tmp_path / f"s{i}"), "frames"),
-                        MineConfig()) for i in range(3)]
+    tasks = _with_fake_ray(monkeypatch, exceptions, get, tmp_path)
     landed = []
     run_ray(tasks, None, landed.append)
     assert [(m["index"], m["status"]) for m in landed] == [(0, "done"), (1, "failed"),
@@ -149,14 +155,7 @@ def test_ray_disk_full_stops_the_run_instead_of_failing_the_source(tmp_path, mon
             raise TaskError(OSError(errno.ENOSPC, "No space left on device", "x.tar"))
         return {"index": task.index, "status": "done"}
 
-    fake = types.SimpleNamespace(
-        exceptions=exceptions, is_initialized=lambda: True, get=get, cancel=lambda ref: None,
-        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task, driver: task),
-        wait=lambda pending, num_returns: (pending[:1], pending[1:]),
-    )
-    monkeypatch.setitem(sys.modules, "ray", fake)
-    tasks = [SourceTask(str(tmp_path), i, Source(str(tmp_path / f"s{i}"), "frames"),
-                        MineConfig()) for i in range(3)]
+    tasks = _with_fake_ray(monkeypatch, exceptions, get, tmp_path)
     landed = []
     with pytest.raises(OSError) as info:
         run_ray(tasks, None, landed.append)

@@ -5,13 +5,11 @@ with a killed trainer."""
 from __future__ import annotations
 
 import errno
-import os
-import signal
 import subprocess
 import sys
 
 import torch
-from process_tools import kill_session, session_members, start_session, wait_until
+from process_tools import kill_leader_and_wait, kill_session, session_members, start_session, wait_until
 from run_helpers import run_cli, train_args
 
 from mimic_fast._output_folder import LOCK_NAME
@@ -78,9 +76,7 @@ def test_loader_workers_end_with_a_killed_trainer(mined_tum, tmp_path):
         assert wait_until(lambda: len(session_members(trainer.pid)) >= 4, 90), \
             trainer.stderr.read() if trainer.poll() is not None else session_members(trainer.pid)
         assert wait_until(lambda: (run / "metrics.jsonl").is_file(), 90)  # batches flowing
-        os.kill(trainer.pid, signal.SIGKILL)
-        trainer.wait()
-        assert wait_until(lambda: not session_members(trainer.pid), 5), \
-            f"left running: {session_members(trainer.pid)}"
+        left = kill_leader_and_wait(trainer, 5)
+        assert not left, f"left running: {left}"
     finally:
         kill_session(trainer.pid)

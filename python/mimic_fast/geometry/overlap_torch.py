@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from mimic_fast import _native
+from mimic_fast.geometry._torch_dispatch import run_kernel, signed_seed, target_device
 from mimic_fast.geometry.overlap import check_homographies, check_parameters
 from mimic_fast.geometry.result import PatchOverlap
 
@@ -51,12 +51,7 @@ def _patch_overlap_op(
     out = _empty_outputs(H, p1, p2)
     args = (H.data_ptr(), H.dtype == torch.float64, H.shape[0], (h1, w1, h2, w2), patch,
             samples, seed & ((1 << 64) - 1), grid, tuple(t.data_ptr() for t in out))
-    if H.device.type == "cuda":
-        with torch.cuda.device(H.device):
-            stream = torch.cuda.current_stream(H.device).cuda_stream
-            _native.native().patch_overlap_cuda(*args, stream)
-    else:
-        _native.native().patch_overlap_cpu(*args)
+    run_kernel("patch_overlap", H, *args)
     return out
 
 
@@ -68,17 +63,10 @@ def _(H, h1, w1, h2, w2, patch, samples, seed, grid):
 def patch_overlap_torch(H: torch.Tensor, params: tuple, device) -> PatchOverlap:
     check_homographies(H)
     sizes, patch, samples, seed, grid = params
-    target = H.device if device is None else torch.device(device)
-    if target.type == H.device.type and target.index is None:
-        target = H.device  # "cuda" means H's own GPU when H is on one already
-    if target.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
-    if target.type == "cuda":
-        _native.require_cuda()
+    target = target_device(H, device)
     single = H.dim() == 2
     Hc = H.reshape(-1, 3, 3).to(target).contiguous()
-    signed_seed = seed - (1 << 64) if seed >= (1 << 63) else seed
-    out = _patch_overlap_op(Hc, *sizes, patch, samples, signed_seed, grid)
+    out = _patch_overlap_op(Hc, *sizes, patch, samples, signed_seed(seed), grid)
     out = tuple(t.to(H.device) for t in out)
     if single:
         out = tuple(t[0] for t in out)

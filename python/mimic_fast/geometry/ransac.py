@@ -77,6 +77,19 @@ def find_homographies(
     return _find_homographies_numpy(src, dst, counts, args, device)
 
 
+def pad_matches(matches: list[tuple[np.ndarray, np.ndarray]]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, dst [B, N, 2] float32 zero-padded, counts [B]) of B pairs of matched points
+    (xy1 [M_b, 2], xy2 [M_b, 2]), as :func:`find_homographies` takes them."""
+    n = max((len(xy1) for xy1, _ in matches), default=0)
+    src = np.zeros((len(matches), n, 2), np.float32)
+    dst = np.zeros_like(src)
+    counts = np.array([len(xy1) for xy1, _ in matches], np.int64)
+    for b, (xy1, xy2) in enumerate(matches):
+        src[b, : len(xy1)], dst[b, : len(xy2)] = xy1, xy2
+    return src, dst, counts
+
+
 def check_ransac_arguments(src: Any, dst: Any, counts: Any, threshold: Any, max_iters: Any,
                            confidence: Any, seed: Any) -> RansacArgs:
     """The one check before the kernels (find_homographies and the torch custom op, reachable

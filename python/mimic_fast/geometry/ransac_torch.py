@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from mimic_fast import _native
+from mimic_fast.geometry._torch_dispatch import run_kernel, signed_seed, target_device
 from mimic_fast.geometry.ransac import RansacArgs, check_ransac_arguments
 from mimic_fast.geometry.result import Homographies
 
@@ -47,12 +47,7 @@ def _find_homographies_op(
     call = (src.data_ptr(), dst.data_ptr(), src.dtype == torch.float64, counts.data_ptr(),
             args.batch, args.n, args.threshold, args.max_iters, args.confidence, args.seed,
             tuple(t.data_ptr() for t in out))
-    if src.device.type == "cuda":
-        with torch.cuda.device(src.device):
-            stream = torch.cuda.current_stream(src.device).cuda_stream
-            _native.native().find_homographies_cuda(*call, stream)
-    else:
-        _native.native().find_homographies_cpu(*call)
+    run_kernel("find_homographies", src, *call)
     return out
 
 
@@ -63,20 +58,13 @@ def _(src, dst, counts, threshold, max_iters, confidence, seed):
 
 def find_homographies_torch(src: torch.Tensor, dst: torch.Tensor, counts, args: RansacArgs,
                             device) -> Homographies:
-    target = src.device if device is None else torch.device(device)
-    if target.type == src.device.type and target.index is None:
-        target = src.device  # "cuda" means src's own GPU when src is on one already
-    if target.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
-    if target.type == "cuda":
-        _native.require_cuda()
+    target = target_device(src, device)
     if counts is None:
         cnt = torch.full((args.batch,), args.n, dtype=torch.int64, device=target)
     else:
         cnt = torch.as_tensor(counts).to(device=target, dtype=torch.int64).contiguous()
     s = src.to(target).contiguous()
     d = dst.to(target).contiguous()
-    signed_seed = args.seed - (1 << 64) if args.seed >= (1 << 63) else args.seed
     out = _find_homographies_op(s, d, cnt, args.threshold, args.max_iters, args.confidence,
-                                signed_seed)
+                                signed_seed(args.seed))
     return Homographies(*(t.to(src.device) for t in out))

@@ -91,13 +91,9 @@ def _homographies(matched: list, cfg: MineConfig) -> list[tuple[np.ndarray | Non
     if cfg.ransac == "opencv" or not matched:
         return [ransac_homography(xy1, xy2, cfg.ransac_threshold) for _, xy1, xy2 in matched]
     import mimic_fast
+    from mimic_fast.geometry.ransac import pad_matches
 
-    n = max(len(xy1) for _, xy1, _ in matched)
-    src = np.zeros((len(matched), n, 2), np.float32)
-    dst = np.zeros_like(src)
-    counts = np.array([len(xy1) for _, xy1, _ in matched], np.int32)
-    for b, (_, xy1, xy2) in enumerate(matched):
-        src[b, : len(xy1)], dst[b, : len(xy2)] = xy1, xy2
+    src, dst, counts = pad_matches([(xy1, xy2) for _, xy1, xy2 in matched])
     r = mimic_fast.find_homographies(src, dst, counts, threshold=cfg.ransac_threshold,
                                      seed=cfg.seed)
     return [(r.H[b] if r.valid[b] else None, r.inliers[b, : counts[b]])
