@@ -95,3 +95,23 @@ def test_jpeg_trailers_decode_and_cut_jpegs_do_not(mined_tum):
     assert decode_rgb(a + b"MOTION-PHOTO-TRAILER" * 10).shape == (224, 224, 3)
     with pytest.raises(DecodeError, match="truncated JPEG"):
         decode_rgb(a[: len(a) // 2])
+
+
+def test_a_failed_index_cache_write_leaves_nothing_behind(mined_tum, tmp_path, monkeypatch):
+    """The cache is written by the one atomic writer: an error (here at the rename) keeps the
+    old cache and leaves no temporary (a killed writer's is named so the sweep finds it)."""
+    import os
+
+    cache = tmp_path / "data-index.npz"
+    index = ShardIndex.build(mined_tum)
+    index.save(cache)
+    before = cache.read_bytes()
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        index.save(cache, stamp="other")
+    monkeypatch.undo()
+    assert cache.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data-index.npz"]
