@@ -12,6 +12,22 @@ from mimic_fast.geometry.result import Homographies
 
 __version__ = "0.1.0"
 
+# torch-based entry points, imported on first use so that `import mimic_fast` (and the CLI's
+# help) never loads torch: name -> module that defines it
+_LAZY = {
+    "match_descriptors": "mimic_fast.features.batched_matching",
+    "sift": "mimic_fast.features.batched_sift",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mimic_fast' has no attribute {name!r}")
+
+
 __all__ = [
     "Homographies",
     "PatchOverlap",
@@ -19,6 +35,8 @@ __all__ = [
     "find_homographies",
     "get_num_threads",
     "keep_pair",
+    "match_descriptors",
     "patch_overlap",
     "set_num_threads",
+    "sift",
 ]

@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = (
     "mimic_fast.demo",
     "mimic_fast.mining.commands",
+    "mimic_fast.viz.commands",
     "mimic_fast.train.commands",
 )
 
