@@ -2,6 +2,9 @@
 
 A command module exposes ``register(subparsers)`` and sets ``func`` on its parser; heavy
 imports (torch, cv2, ray) happen inside the command, so ``mimic-fast --help`` stays fast.
+Every option's help shows its default. A user error (bad path, no GPU, unknown model, folder
+in use, disk full) is ONE line on stderr and a non-zero exit (:func:`user_error`); ``--debug``
+adds the traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 COMMAND_MODULES = (
     "mimic_fast.demo",
@@ -31,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"mimic-fast {mimic_fast.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also accepted after the command)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -40,10 +46,35 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
-    for command in sub.choices.values():  # `--worker` must not pass for `--workers`
-        command.allow_abbrev = False
+    for command in sub.choices.values():
+        command.allow_abbrev = False  # `--worker` must not pass for `--workers`
+        command.formatter_class = _DefaultsShown
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an error")
     parser.commands = sub.choices  # name -> the command's parser
     return parser
+
+
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to every option's help, except where there is nothing to show
+    (flags that are off, required options, positionals)."""
+
+    def _get_help_string(self, action):
+        help_ = action.help or ""
+        if (action.default in (None, False, argparse.SUPPRESS) or action.required
+                or not action.option_strings or "%(default)" in help_):
+            return help_
+        return f"{help_} (default: %(default)s)".lstrip()
+
+
+def user_error(args: argparse.Namespace, exc: BaseException | str, code: int = 2) -> int:
+    """Report a user error as one line on stderr (with the traceback under --debug); returns
+    the exit code for the command to return."""
+    if getattr(args, "debug", False) and isinstance(exc, BaseException):
+        traceback.print_exception(exc)
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    print(f"mimic-fast {args.command}: error: {message}", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FolderInUse, OSError) as exc:  # of any command that writes an output folder
         if isinstance(exc, OSError) and not is_out_of_space(exc):
             raise
-        logging.getLogger(__name__).debug("traceback", exc_info=True)
-        message = str(exc) if isinstance(exc, FolderInUse) else out_of_space_message(exc)
-        print(f"mimic-fast {args.command}: error: {message}", file=sys.stderr)
-        return 3 if isinstance(exc, FolderInUse) else 4
+        if isinstance(exc, FolderInUse):
+            return user_error(args, exc, 3)
+        if args.debug:
+            traceback.print_exception(exc)
+        return user_error(args, out_of_space_message(exc), 4)
 
 
 if __name__ == "__main__":

@@ -178,10 +178,11 @@ def finalize(out, sources, finished, fresh, input_errors, options, seconds) -> d
         if m["status"] == "failed":
             errors.append({"input": m["source"]["path"], "error": m["error"]})
     fresh_candidates = sum(m["candidates"] for m in fresh)
+    unusable = [e for e in input_errors if "files" not in e]  # inputs that are no source
     summary = {
-        "sources": len(sources) + len(input_errors),
+        "sources": len(sources) + len(unusable),
         "sources_done": sum(m["status"] == "done" for m in manifests),
-        "sources_failed": sum(m["status"] == "failed" for m in manifests) + len(input_errors),
+        "sources_failed": sum(m["status"] == "failed" for m in manifests) + len(unusable),
         "sources_skipped": len(manifests) - len(fresh),
         "sources_pending": len(sources) - len(manifests),
         "frames": sum(m["frames"] for m in manifests),

@@ -11,12 +11,18 @@ holds images is ONE frame folder: its subfolders (thumbnails, masks, ...) are no
 videos and CSVs beside its images are still sources. With an explicit kind, files and folders
 are taken as that kind (folders are searched for that kind's sources; for frames and group,
 again without descending into a folder that holds images).
+
+``group_by`` (kind "group"): one flat folder holds many scenes, told apart by the file name
+(how the MIMIC authors grouped street-view images by target id): each value of the regular
+expression's first capture group is a source of its own; images that match no group are
+reported, not silently dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,20 +36,49 @@ KINDS = ("auto", "video", "frames", "group", "list")
 class Source:
     path: str  # absolute, normalised
     kind: str  # "video" | "frames" | "group" | "list"
+    group: str | None = None  # --group-by: the capture group's value (the folder's images
+    # whose name gives it); None: the whole folder
 
     @property
     def id(self) -> str:
-        """16 hex digits naming this source in sample keys; a function of kind and path."""
-        return hashlib.sha1(f"{self.kind}:{self.path}".encode()).hexdigest()[:16]
+        """16 hex digits naming this source in sample keys; a function of kind, path (and
+        group)."""
+        name = f"{self.kind}:{self.path}" + ("" if self.group is None else f"#{self.group}")
+        return hashlib.sha1(name.encode()).hexdigest()[:16]
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "kind": self.kind, "id": self.id}
+        d = {"path": self.path, "kind": self.kind, "id": self.id}
+        return d if self.group is None else {**d, "group": self.group}
 
 
-def discover(inputs: list[str | Path], kind: str = "auto") -> tuple[list[Source], list[dict]]:
-    """Sources under ``inputs`` (sorted by path, then kind; duplicates removed) and errors."""
+def check_group_by(pattern: str, kind: str) -> re.Pattern:
+    """The compiled --group-by pattern; ValueError (one line) when it cannot be used."""
+    if kind != "group":
+        raise ValueError(f"--group-by needs --kind group (got --kind {kind})")
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"--group-by {pattern!r} is not a regular expression: {exc}") from None
+    if regex.groups < 1:
+        raise ValueError(f"--group-by {pattern!r} has no capture group: put the part of the "
+                         "file name that names the group in parentheses")
+    return regex
+
+
+def group_of(name: str, regex: re.Pattern) -> str | None:
+    """The group a file name belongs to (the first capture group of the first match)."""
+    m = regex.search(name)
+    return None if m is None or m.group(1) is None else m.group(1)
+
+
+def discover(inputs: list[str | Path], kind: str = "auto",
+             group_by: str | None = None) -> tuple[list[Source], list[dict]]:
+    """Sources under ``inputs`` (sorted by path, kind, group; duplicates removed) and
+    errors: {input, error} for inputs that resolve to nothing, {input, error, files} for a
+    folder's images that match no --group-by group."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    regex = None if group_by is None else check_group_by(group_by, kind)
     found: set[Source] = set()
     errors: list[dict] = []
     for raw in inputs:
@@ -52,10 +87,26 @@ def discover(inputs: list[str | Path], kind: str = "auto") -> tuple[list[Source]
             errors.append({"input": str(raw), "error": "no such file or folder"})
             continue
         here = _from_file(path, kind) if path.is_file() else _from_folder(path, kind)
+        if regex is not None:
+            here = _split_groups(here, regex, errors)
         if not here:
             errors.append({"input": str(raw), "error": f"no {_what(kind)} found"})
         found.update(here)
-    return sorted(found), errors
+    return sorted(found, key=lambda s: (s.path, s.kind, s.group or "")), errors
+
+
+def _split_groups(folders: list[Source], regex: re.Pattern, errors: list[dict]) -> list[Source]:
+    out = []
+    for folder in folders:
+        names = sorted(f for f in os.listdir(folder.path) if is_image_path(f))
+        groups = {group_of(f, regex) for f in names}
+        unmatched = [f for f in names if group_of(f, regex) is None]
+        if unmatched:
+            errors.append({"input": folder.path, "files": len(unmatched),  # not a failed source
+                           "error": f"{len(unmatched)} images match no --group-by group (e.g. "
+                                    f"{unmatched[0]}); they are not mined"})
+        out += [Source(folder.path, "group", g) for g in sorted(groups - {None})]
+    return out
 
 
 def _from_file(path: Path, kind: str) -> list[Source]:

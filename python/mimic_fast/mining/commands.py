@@ -41,87 +41,134 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_import)
 
 
+# Help for every mining setting; the defaults, types and choices come from the dataclasses
+# (mining/config.py), the one place that decides them. A test checks that every field of
+# MineConfig and RunOptions is here.
+MINE_HELP = {
+    "kind": "what the inputs are; auto: a video file is a video, a .csv a list of pairs, a "
+            "folder of images a frame folder (folders are searched)",
+    "interval": "seconds between the video frames that are sampled",
+    "stride": "frame folders: use every N-th image",
+    "walk": "ordered sources: 'published' = (i, i+1), and (i, i+2) when (i, i+1) overlaps "
+            "too much, skipping i+1 when that pair is kept; 'all' = every (i, i+1), no skip",
+    "group_keep": "groups: keep 'all' pairs in range, or only the 'best' (lowest overlap)",
+    "group_by": "groups: split each folder into groups by the first capture group of this "
+                "regular expression on the file name (e.g. '^(\\d+)_' for 0042_a.jpg); "
+                "needs --kind group",
+    "size": "views are SIZE x SIZE pixels",
+    "resize": "'squash' the frame to the square (published) or 'crop' its centre square",
+    "interpolation": "resize to the view: 'linear' as published, 'area' anti-aliased",
+    "exact_decode": "decode JPEGs in full, as published; --no-exact-decode: at 1/2-1/8 size "
+                    "(IDCT scaling) when the picture is at least twice the view (faster, a "
+                    "different, low-passed view)",
+    "min_side": "frames whose shorter side is below this many pixels are rejected",
+    "ratio": "Lowe's ratio test: a match needs best distance < RATIO x second best",
+    "min_matches": "a pair needs MORE than this many ratio-test matches",
+    "ransac_threshold": "RANSAC inlier threshold in view pixels",
+    "ransac": "'opencv' = cv2.findHomography per pair, as published; 'native' = "
+              "mimic_fast.find_homographies on each batch (the same method with its own "
+              "samples, keyed by --seed)",
+    "patch_size": "patch side in view pixels for the overlap",
+    "samples": "sample points per patch for the overlap",
+    "overlap_sampling": "'random' as published; 'grid' = a fixed grid of points, so decisions "
+                        "near --low / --high do not depend on --seed",
+    "low": "keep a pair when LOW < overlap",
+    "high": "keep a pair when overlap < HIGH",
+    "static_fraction": "static-camera test: reject a pair when this fraction of its inliers "
+                       "stands still while H moves them (0 = off, as published; 0.1 suits "
+                       "footage from static cameras)",
+    "static_min": "the static-camera test needs MORE than this many still matches",
+    "seed": "key of the patch-overlap sample points and of --ransac native",
+    "jpeg_quality": "JPEG quality of the stored views",
+    # how the run is computed (may change between a run and its resumption)
+    "engine": "'local' = processes on this machine, 'ray' = a Ray cluster",
+    "workers": "local engine processes (1 = in this process)",
+    "ray_address": "Ray cluster address (default: an already started Ray, else a local one)",
+    "device": "where candidates are evaluated ('auto' = cpu for now)",
+    "strict": "exit 1 when any input, source or frame failed",
+    "retry_failed": "redo the sources an earlier run recorded as failed",
+    "progress": "show a progress bar",
+}
+
+
 def _register_mine(subparsers) -> None:
-    from mimic_fast.mining.config import OVERLAP_SAMPLINGS, RANSACS, WALKS
-    from mimic_fast.mining.config import MineConfig as C
+    from mimic_fast.mining.config import MineConfig, RunOptions
 
     p = subparsers.add_parser(
         "mine", help="mine multi-view pairs from videos, frame folders, image groups, CSV lists",
         description="Mine image pairs (SIFT, ratio test, RANSAC homography, patch overlap) "
                     "into WebDataset shards. Resumable: rerun the same command to continue.")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
-    p.add_argument("--out", type=Path, required=True, help="dataset folder")
-    p.add_argument("--kind", default=C.kind, choices=("auto", "video", "frames", "group", "list"))
-    p.add_argument("--interval", type=float, default=C.interval, help="seconds between frames")
-    p.add_argument("--stride", type=int, default=C.stride, help="frame-folder step")
-    p.add_argument("--group-keep", default=C.group_keep, choices=("all", "best"))
-    p.add_argument("--resize", default=C.resize, choices=("squash", "crop"))
-    p.add_argument("--walk", default=C.walk, choices=WALKS,
-                   help="ordered sources: 'published' = the (i, i+2) rule with its skip; 'all' "
-                        "= every (i, i+1), no skip (more, partly redundant pairs) "
-                        "(default: %(default)s)")
-    p.add_argument("--interpolation", default=C.interpolation, choices=("linear", "area"),
-                   help="resize to the view: 'linear' as published, 'area' anti-aliased "
-                        "(default: %(default)s)")
-    p.add_argument("--exact-decode", action=argparse.BooleanOptionalAction,
-                   default=C.exact_decode,
-                   help="decode JPEGs in full, as published; --no-exact-decode: at 1/2-1/8 "
-                        "size (IDCT scaling) when the picture is at least twice the view "
-                        "(default: %(default)s)")
-    p.add_argument("--ransac", default=C.ransac, choices=RANSACS,
-                   help="'opencv' = cv2.findHomography per pair, as published; 'native' = "
-                        "mimic_fast.find_homographies on each batch (the same method with "
-                        "its own samples, keyed by --seed) (default: %(default)s)")
-    p.add_argument("--samples", type=int, default=C.samples,
-                   help="sample points per patch for the overlap (default: %(default)s)")
-    p.add_argument("--overlap-sampling", default=C.overlap_sampling, choices=OVERLAP_SAMPLINGS,
-                   help="'random' as published; 'grid' = a fixed grid of points, so decisions "
-                        "near 0.5 / 0.75 do not depend on --seed (default: %(default)s)")
-    p.add_argument("--size", type=int, default=C.size, help="view side in pixels")
-    p.add_argument("--low", type=float, default=C.low, help="keep when low < overlap")
-    p.add_argument("--high", type=float, default=C.high, help="keep when overlap < high")
-    p.add_argument("--static-fraction", type=float, default=C.static_fraction,
-                   help="static-camera test: reject a pair when this fraction of its "
-                        "inliers stands still while H moves them (0 = off, as published; "
-                        "0.1 suits footage from static cameras) (default: %(default)s)")
-    p.add_argument("--jpeg-quality", type=int, default=C.jpeg_quality)
-    p.add_argument("--seed", type=int, default=C.seed,
-                   help="key of the patch-overlap sample points (RANSAC needs none)")
-    p.add_argument("--workers", type=int, default=1, help="local engine processes")
-    p.add_argument("--engine", default="local", choices=("local", "ray"))
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--strict", action="store_true", help="exit 1 when any input failed")
-    p.add_argument("--retry-failed", action="store_true", help="redo sources that failed")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="videos, folders (searched), CSV lists of path1,path2 rows")
+    p.add_argument("--out", type=Path, required=True,
+                   help="dataset folder (new, empty, or a dataset to continue)")
+    _add_dataclass_options(p.add_argument_group("what is mined (recorded in config.json)"),
+                           MineConfig)
+    _add_dataclass_options(p.add_argument_group("how it is computed"), RunOptions)
     p.set_defaults(func=cmd_mine)
 
 
+def _add_dataclass_options(group, cls) -> None:
+    """One option per field of ``cls``: default, type and choices from the dataclass."""
+    import dataclasses
+
+    from mimic_fast.mining import config
+
+    choices = {"kind": config.KINDS, "walk": config.WALKS, "group_keep": config.GROUP_KEEP,
+               "resize": config.RESIZE_MODES, "interpolation": config.INTERPOLATIONS,
+               "ransac": config.RANSACS, "overlap_sampling": config.OVERLAP_SAMPLINGS,
+               "engine": config.ENGINES, "device": config.DEVICES}
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_ = MINE_HELP[f.name]
+        if isinstance(f.default, bool):
+            if f.default:
+                group.add_argument(flag, dest=f.name, default=True, help=help_,
+                                   action=argparse.BooleanOptionalAction)
+            else:
+                group.add_argument(flag, dest=f.name, action="store_true", help=help_)
+        elif f.default is None:
+            group.add_argument(flag, dest=f.name, default=None, help=help_)
+        else:
+            group.add_argument(flag, dest=f.name, type=type(f.default), default=f.default,
+                               choices=choices.get(f.name), help=help_)
+
+
+def _dataclass_from_args(cls, args: argparse.Namespace):
+    import dataclasses
+
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
 def cmd_mine(args: argparse.Namespace) -> int:
+    from mimic_fast.cli import user_error
     from mimic_fast.mining.config import MineConfig, RunOptions
     from mimic_fast.mining.run import DatasetMismatch, format_summary, mine
 
     try:
-        cfg = MineConfig(
-            kind=args.kind, interval=args.interval, stride=args.stride, walk=args.walk,
-            exact_decode=args.exact_decode, samples=args.samples, ransac=args.ransac,
-            overlap_sampling=args.overlap_sampling, group_keep=args.group_keep,
-            size=args.size, resize=args.resize, interpolation=args.interpolation, low=args.low, high=args.high,
-            static_fraction=args.static_fraction, seed=args.seed,
-            jpeg_quality=args.jpeg_quality)
-        opts = RunOptions(engine=args.engine, workers=args.workers,
-                          ray_address=args.ray_address, device=args.device,
-                          strict=args.strict, retry_failed=args.retry_failed,
-                          progress=not args.no_progress)
-        summary = mine(args.inputs, args.out, cfg, opts)
+        summary = mine(args.inputs, args.out, _dataclass_from_args(MineConfig, args),
+                       _dataclass_from_args(RunOptions, args))
     except (ValueError, DatasetMismatch, NotImplementedError) as exc:
-        print(f"mimic-fast mine: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error(args, exc)
     print(format_summary(summary))
-    print(f"dataset: {args.out}")
+    print(next_steps(args.out, summary))
     if args.strict and (summary["errors"] or summary["sources_failed"]):
         return 1
     return 0
+
+
+def next_steps(out: Path, summary: dict) -> str:
+    """The closing lines of ``mine``: where the dataset is and what to run next."""
+    lines = [f"dataset: {out} ({summary['accepted']} pairs)"]
+    if summary["accepted"]:
+        lines += ["next:",
+                  f"  mimic-fast report {out}        # a page with every pair, in a browser",
+                  f"  mimic-fast train --data {out} --model croco_test --out runs/first "
+                  "--max-steps 300 --batch-size 8"]
+    else:
+        lines.append("no pairs were kept: see the rejection reasons above (and "
+                     "summary.json for every error)")
+    return "\n".join(lines)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

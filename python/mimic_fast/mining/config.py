@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from mimic_fast.io.images import INTERPOLATIONS, RESIZE_MODES
-from mimic_fast.io.sources import KINDS
+from mimic_fast.io.sources import KINDS, check_group_by
 
 GROUP_KEEP = ("all", "best")
 WALKS = ("published", "all")
@@ -28,6 +28,8 @@ class MineConfig:
     stride: int = 1  # frame-folder step
     walk: str = "published"  # published (the (i, i+2) rule with its skip) | all (no skip)
     group_keep: str = "all"  # all | best (lowest overlap in range per group)
+    group_by: str | None = None  # regex: a folder's images grouped by its first capture group
+    # on the file name (kind "group" only); None: a folder is one group
     size: int = 224  # views are size x size
     resize: str = "squash"  # squash (published) | crop (centre square)
     interpolation: str = "linear"  # linear (cv2.resize's default, published) | area
@@ -58,6 +60,8 @@ class MineConfig:
         _choice("ransac", self.ransac, RANSACS)
         _choice("resize", self.resize, RESIZE_MODES)
         _choice("interpolation", self.interpolation, INTERPOLATIONS)
+        if self.group_by is not None:
+            check_group_by(self.group_by, self.kind)
         if not self.interval > 0:
             raise ValueError(f"interval must be > 0 seconds, got {self.interval}")
         for name in ("stride", "size", "patch_size", "samples", "min_side"):

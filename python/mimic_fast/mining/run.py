@@ -45,7 +45,7 @@ def mine(
         raise NotImplementedError("GPU mining not implemented yet; use --device cpu (or auto)")
     t0 = time.perf_counter()
     out = Path(out)
-    sources, input_errors = discover(inputs, config.kind)
+    sources, input_errors = discover(inputs, config.kind, config.group_by)
     _check_usable(out, sources, input_errors)  # before anything is created
     with FolderLock(out):  # one run per dataset folder; the lock is taken before any write
         return _mine_locked(out, inputs, sources, input_errors, config, options,

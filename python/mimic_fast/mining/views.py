@@ -7,6 +7,7 @@ Every candidate pair a frame takes part in reuses its :class:`View`. Frame-level
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,7 @@ import numpy as np
 from mimic_fast.features.sift import Features, sift_rgb
 from mimic_fast.io.frames import list_images
 from mimic_fast.io.images import FrameError, read_image, to_view
+from mimic_fast.io.sources import group_of
 from mimic_fast.io.video import sample_video
 from mimic_fast.mining.config import MineConfig
 
@@ -67,9 +69,14 @@ def video_views(path: str, cfg: MineConfig, errors: list[dict]) -> Iterator[View
                                                "frames"})
 
 
-def folder_views(path: str, cfg: MineConfig, stride: int, errors: list[dict]) -> Iterator[View]:
-    """Views of every ``stride``-th image of a folder sorted by name; bad files are skipped."""
+def folder_views(path: str, cfg: MineConfig, stride: int, errors: list[dict],
+                 group: str | None = None) -> Iterator[View]:
+    """Views of every ``stride``-th image of a folder sorted by name (only those of ``group``
+    under cfg.group_by); bad files are skipped."""
     files = list_images(path)
+    if group is not None:
+        regex = re.compile(cfg.group_by)
+        files = [f for f in files if group_of(f.name, regex) == group]
     for index in range(0, len(files), stride):
         try:
             yield view_from_file(files[index], cfg, index)

@@ -63,7 +63,8 @@ def candidates(source: Source, cfg: MineConfig, errors: list[dict]) -> Iterator[
     elif source.kind == "frames":
         yield from ordered_candidates(folder_views(source.path, cfg, cfg.stride, errors), cfg)
     elif source.kind == "group":
-        yield from group_candidates(list(folder_views(source.path, cfg, 1, errors)), cfg)
+        yield from group_candidates(
+            list(folder_views(source.path, cfg, 1, errors, source.group)), cfg)
     elif source.kind == "list":
         rows = [(str(a), str(b)) for a, b in read_pair_list(source.path)]
         yield from list_candidates(rows, lambda p, i: view_from_file(p, cfg, i), cfg, errors)
