@@ -1,8 +1,11 @@
-"""The command line: --version, no abbreviations, a command's own usage on a typo, and no
-torch imported to show help or to mine."""
+"""The command line: --version, no abbreviations, a command's own usage on a typo, no torch
+imported to show help or to mine, every option explained with its default, every mining
+setting settable, one-line user errors (tracebacks only with --debug)."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import subprocess
 import sys
 
@@ -44,3 +47,82 @@ def test_help_and_mining_do_not_import_torch(shared_data, tmp_path):
             "assert 'torch' not in sys.modules, 'mine'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def _options(parser):
+    return [a for a in parser._actions if a.option_strings and a.dest not in ("help", "debug")]
+
+
+def test_every_option_and_argument_of_every_command_is_explained(capsys):
+    from mimic_fast.cli import build_parser
+
+    parser = build_parser()
+    for name, command in parser.commands.items():
+        text = command.format_help()
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            where = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help, f"{where} has no help text"
+            shows_default = (action.option_strings and not action.required and
+                             action.default not in (None, False, argparse.SUPPRESS))
+            if shows_default:  # the help text as printed names the default
+                formatter = command.formatter_class(prog=command.prog)
+                assert "%(default)s" in formatter._get_help_string(action), where
+                assert str(action.default) in " ".join(text.split()), where
+
+
+def test_mine_options_are_the_config_fields_with_their_defaults():
+    from mimic_fast.cli import build_parser
+    from mimic_fast.mining.config import MineConfig, RunOptions
+
+    mine = build_parser().commands["mine"]
+    by_dest = {a.dest: a for a in _options(mine)}
+    for cls in (MineConfig, RunOptions):
+        for f in dataclasses.fields(cls):
+            assert f.name in by_dest, f"{cls.__name__}.{f.name} cannot be set from the CLI"
+            assert by_dest[f.name].default == f.default, f.name
+    assert set(by_dest) == {f.name for c in (MineConfig, RunOptions)
+                            for f in dataclasses.fields(c)} | {"out"}
+    # a value given on the command line reaches the config
+    args = build_parser().parse_args(
+        ["mine", "x", "--out", "o", "--ratio", "0.8", "--min-matches", "15",
+         "--ransac-threshold", "3", "--patch-size", "14", "--samples", "50", "--min-side", "64",
+         "--static-min", "7", "--no-exact-decode", "--no-progress", "--group-by", "(a)",
+         "--kind", "group"])
+    from mimic_fast.mining.commands import _dataclass_from_args
+
+    cfg, run = _dataclass_from_args(MineConfig, args), _dataclass_from_args(RunOptions, args)
+    assert (cfg.ratio, cfg.min_matches, cfg.ransac_threshold, cfg.patch_size, cfg.samples,
+            cfg.min_side, cfg.static_min, cfg.exact_decode, cfg.group_by) == \
+        (0.8, 15, 3.0, 14, 50, 64, 7, False, "(a)")
+    assert run.progress is False
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_user_errors_are_one_line_and_debug_shows_the_traceback(where, tmp_path, capsys):
+    bad = ["mine", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mimic-fast mine: error: no usable input")
+    assert "Traceback" not in err
+    assert main(["--debug"] + bad if where == "before" else bad + ["--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "NoUsableInput" in err
+    assert err.splitlines()[-1].startswith("mimic-fast mine: error: no usable input")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--group-by", "(x)"], "--group-by needs --kind group"),
+    (["--kind", "group", "--group-by", "no-group"], "has no capture group"),
+    (["--kind", "group", "--group-by", "(unclosed"], "is not a regular expression"),
+    (["--low", "0.8"], "need 0 <= low < high <= 1"),
+])
+def test_bad_settings_are_refused_before_anything_is_created(extra, message, shared_data,
+                                                             tmp_path, capsys):
+    frames = shared_data / "video/tum_freiburg_frames"
+    assert main(["mine", str(frames), "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "o").exists()

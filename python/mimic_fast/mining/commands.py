@@ -6,11 +6,7 @@ Heavy imports (cv2, ray) happen inside the command functions so ``mimic-fast --h
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -18,19 +14,19 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "verify", help="check every shard and pair of a dataset against its index (counts, "
         "sizes, sha256); exit 1 naming what is damaged")
-    p.add_argument("dataset", type=Path)
+    p.add_argument("dataset", type=Path, help="dataset folder")
     p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser(
         "pack", help="copy a mined dataset into shards of N pairs (mining writes one per source)")
-    p.add_argument("dataset", type=Path)
+    p.add_argument("dataset", type=Path, help="dataset folder")
     p.add_argument("out", type=Path, help="new dataset folder")
-    p.add_argument("--pairs-per-shard", type=int, default=1000)
+    p.add_argument("--pairs-per-shard", type=int, default=1000, help="pairs per shard")
     p.set_defaults(func=cmd_pack)
 
     p = subparsers.add_parser("export-mimic", help="write a dataset in the published layout")
-    p.add_argument("dataset", type=Path)
-    p.add_argument("out", type=Path)
+    p.add_argument("dataset", type=Path, help="dataset folder")
+    p.add_argument("out", type=Path, help="folder for <scene>/<pair>/0000.jpg ... and the CSV")
     p.add_argument("--csv", default="pairs.csv", help="name of the CSV written under OUT")
     p.set_defaults(func=cmd_export)
 
@@ -172,14 +168,14 @@ def next_steps(out: Path, summary: dict) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from mimic_fast.cli import user_error
     from mimic_fast.dataset.errors import DataError
     from mimic_fast.dataset.verify import verify
 
     try:
         report = verify(args.dataset)
     except DataError as exc:
-        print(f"mimic-fast verify: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error(args, exc)
     for line in report.problems:
         print(f"DAMAGED {line}")
     print(report.summary())
@@ -187,40 +183,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
+    from mimic_fast.cli import user_error
     from mimic_fast.dataset.errors import DataError
     from mimic_fast.dataset.pack import PackError, pack
 
     try:
         summary = pack(args.dataset, args.out, args.pairs_per_shard)
     except (PackError, DataError, ValueError, FileNotFoundError) as exc:
-        print(f"mimic-fast pack: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error(args, exc)
     print(f"packed {summary['accepted']} pairs into {len(summary['shards'])} shards in "
           f"{args.out}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from mimic_fast.cli import user_error
     from mimic_fast.dataset.errors import DataError
     from mimic_fast.dataset.mimic_layout import export_mimic
 
     try:
         n = export_mimic(args.dataset, args.out, args.csv)
     except (DataError, FileNotFoundError, ValueError) as exc:
-        print(f"mimic-fast export-mimic: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error(args, exc)
     print(f"exported {n} pairs to {args.out} ({args.csv})")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from mimic_fast.cli import user_error
     from mimic_fast.dataset.mimic_layout import import_mimic
     from mimic_fast.mining.run import format_summary
 
     try:
         summary = import_mimic(args.root, args.out, args.csv)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"mimic-fast import-mimic: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error(args, exc)
     print(format_summary(summary))
     return 0
