@@ -7,8 +7,11 @@ holder dies however it dies, so a lock left by a killed run is simply taken over
 run started while the first is alive stops at once with a message naming the first. The lock
 file is never deleted (deleting it would let two runs lock two different files).
 
-Temporary files (``.NAME.tmp-PID[-...]``, see the atomic writers) belong to the process PID;
-:func:`remove_dead_temporaries` deletes only those whose process is gone.
+Temporary files (``.NAME.tmp-hHOST-PID-...``, :func:`temporary_name`) belong to the process
+PID on the host whose name hashes to HOST (mining workers of a Ray cluster write into one
+shared folder from many hosts); :func:`remove_dead_temporaries` deletes only those of this
+host whose process is gone: a process on another host cannot be asked, so its temporaries
+are left alone (older names without a host count as this host's).
 
 A full disk (or quota) is not a problem of one input: :func:`is_out_of_space` lets the
 writers stop the whole run on it, and the CLI says so in one line.
@@ -17,16 +20,29 @@ writers stop the whole run on it, and the CLI says so in one line.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
 import socket
 import sys
 import time
+import uuid
 from pathlib import Path
 
 LOCK_NAME = ".mimic-fast.lock"
-_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(?:-[0-9a-f]+)?$")
+_TEMPORARY = re.compile(r"^\..+\.tmp-(?:h([0-9a-f]{8})-)?(\d+)(?:-[0-9a-f]+)?$")
+
+
+def host_tag(host: str | None = None) -> str:
+    """8 hex digits naming a host in temporary names."""
+    return hashlib.sha1((host or socket.gethostname()).encode()).hexdigest()[:8]
+
+
+def temporary_name(final: Path) -> Path:
+    """The sibling of ``final`` that this process writes before renaming it into place."""
+    return final.with_name(f".{final.name}.tmp-h{host_tag()}-{os.getpid()}-"
+                           f"{uuid.uuid4().hex[:8]}")
 
 
 class FolderInUse(RuntimeError):
@@ -105,14 +121,14 @@ def process_alive(pid: int) -> bool:
 def remove_dead_temporaries(*folders: str | Path) -> int:
     """Delete the temporary files in ``folders`` whose writer process is gone; returns how
     many. (Hold the folder's lock: then no other run is writing there.)"""
-    n = 0
+    n, here = 0, host_tag()
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
             continue
         for p in folder.iterdir():
             m = _TEMPORARY.match(p.name)
-            if m and not process_alive(int(m.group(1))):
+            if m and m.group(1) in (None, here) and not process_alive(int(m.group(2))):
                 p.unlink(missing_ok=True)
                 n += 1
     return n

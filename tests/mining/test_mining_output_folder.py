@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mimic_fast._output_folder import LOCK_NAME, FolderLock
+from mimic_fast._output_folder import LOCK_NAME, FolderLock, host_tag, temporary_name
 from mimic_fast.cli import main
 from mimic_fast.mining import synthetic
 from mimic_fast.mining.config import MineConfig, RunOptions
@@ -94,12 +94,21 @@ def test_only_temporaries_of_dead_writers_are_removed(scenes, tmp_path):
     mine(scenes[:1], out, MineConfig(), QUIET)
     dead = [out / f".pairs-000007.tar.tmp-{_dead_pid()}-0123abcd",
             out / "_done" / f".source-000007.json.tmp-{_dead_pid()}-4567cdef"]
-    alive = out / f".pairs-000009.tar.tmp-{os.getppid()}-89abcdef"  # pytest's parent lives
-    for p in dead + [alive]:
+    dead.append(out / f".pairs-000008.tar.tmp-h{host_tag()}-{_dead_pid()}-0123abcd")
+    alive = [out / f".pairs-000009.tar.tmp-{os.getppid()}-89abcdef",  # pytest's parent lives
+             out / f".pairs-000009.tar.tmp-h{host_tag()}-{os.getppid()}-89abcdef",
+             # a writer on another host of a cluster cannot be asked whether it lives
+             out / f".pairs-000010.tar.tmp-h{host_tag('another-host')}-{_dead_pid()}-0123"]
+    for p in dead + alive:
         p.write_bytes(b"partial")
     mine(scenes[:1], out, MineConfig(), QUIET)
     assert not any(p.exists() for p in dead)
-    assert alive.exists()
+    assert all(p.exists() for p in alive)
+
+
+def test_temporaries_name_their_host_and_process(tmp_path):
+    name = temporary_name(tmp_path / "pairs-000001.tar").name
+    assert name.startswith(f".pairs-000001.tar.tmp-h{host_tag()}-{os.getpid()}-")
 
 
 def _small_tmpfs(path: Path, size: str):

@@ -16,16 +16,12 @@ import io
 import json
 import os
 import tarfile
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from mimic_fast._output_folder import temporary_name
 from mimic_fast.dataset.schema import INDEX, SHARD_RECORD_FIELDS, SUMMARY, check_member_key
-
-
-def _tmp_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -48,7 +44,7 @@ def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
     ``path`` keeps its old content, and the error propagates."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
+    tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as f:
             if callable(data):
@@ -92,7 +88,7 @@ class ShardWriter:
 
     def __init__(self, final_path: Path):
         self.final = Path(final_path)
-        self.tmp = _tmp_name(self.final)
+        self.tmp = temporary_name(self.final)
         self._file = open(self.tmp, "wb")
         self._hashing = _HashingFile(self._file)
         self._tar = tarfile.open(fileobj=self._hashing, mode="w", format=tarfile.USTAR_FORMAT)
