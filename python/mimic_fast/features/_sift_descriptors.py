@@ -1,0 +1,99 @@
+"""SIFT descriptors of oriented keypoints, vectorised over all keypoints of a batch (torch,
+any device), by OpenCV's calcSIFTDescriptor rules: a 4x4 grid of 8-bin gradient
+orientation histograms over a window rotated to the keypoint's angle, each sample voting
+trilinearly (row, column, orientation) with a Gaussian weight; the 128 values normalised,
+clipped at 0.2, renormalised and scaled by 512 then rounded and saturated to 0..255.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mimic_fast.features._sift_pyramid import Pyramid, window_gradients
+
+DESCR_WIDTH = 4  # spatial bins per side
+DESCR_HIST_BINS = 8
+DESCR_SCL_FCTR = 3.0  # spatial bin width, in keypoint scales
+DESCR_MAG_THR = 0.2
+INT_DESCR_FCTR = 512.0
+FLT_EPSILON = 1.1920929e-07
+SAMPLE_BUDGET = 1 << 22
+
+
+def descriptors(pyr: Pyramid, octave, b, layer, x, y, scale, angle) -> torch.Tensor:
+    """[N, 128] float32 descriptors (integer values 0..255, OpenCV's) of N keypoints given in
+    their octave: (octave, b, layer) [N] int64, sub-pixel x, y and scale (sigma * 2^(layer
+    offset / layers)) [N] float32, angle [N] float32 degrees as OpenCV reports it."""
+    d, n = DESCR_WIDTH, DESCR_HIST_BINS
+    dev = pyr.gauss.device
+    count = b.numel()
+    hist = torch.zeros((count, (d + 2) * (d + 2) * (n + 2)), dtype=torch.float32, device=dev)
+    if count:
+        ori = 360.0 - angle
+        ori = torch.where((ori - 360.0).abs() < FLT_EPSILON, torch.zeros_like(ori), ori)
+        rad = ori * (math.pi / 180)
+        hist_width = DESCR_SCL_FCTR * scale
+        cos_t = torch.cos(rad) / hist_width
+        sin_t = torch.sin(rad) / hist_width
+        heights = torch.tensor(pyr.heights, device=dev, dtype=torch.float64)[octave]
+        widths = torch.tensor(pyr.widths, device=dev, dtype=torch.float64)[octave]
+        diag = torch.sqrt(heights * heights + widths * widths).long()
+        radius = torch.minimum(torch.round(hist_width * (math.sqrt(2.0) * (d + 1) * 0.5)).long(),
+                               diag)
+        row, col = torch.round(y).long(), torch.round(x).long()
+        for sel, di, dj, dx, dy, inside in window_gradients(pyr, octave, b, layer, row, col,
+                                                             radius, SAMPLE_BUDGET):
+            hist[sel] = _vote(hist[sel], di.float(), dj.float(), dx, dy, inside,
+                              cos_t[sel].unsqueeze(1), sin_t[sel].unsqueeze(1),
+                              ori[sel].unsqueeze(1))
+    return _finish(hist)
+
+
+def _vote(hist, i, j, dx, dy, inside, cos_t, sin_t, ori):
+    """Trilinear votes of one group's window samples into its [n, 6*6*10] histograms (one
+    spare bin each side in space, two wrap-around bins in orientation)."""
+    d, n = DESCR_WIDTH, DESCR_HIST_BINS
+    c_rot = j * cos_t - i * sin_t
+    r_rot = j * sin_t + i * cos_t
+    rbin = r_rot + (d // 2 - 0.5)
+    cbin = c_rot + (d // 2 - 0.5)
+    ok = inside & (rbin > -1) & (rbin < d) & (cbin > -1) & (cbin < d)
+    wgt = torch.exp((c_rot * c_rot + r_rot * r_rot) * (-1.0 / (d * d * 0.5)))
+    grad_ori = torch.rad2deg(torch.atan2(dy, dx))
+    grad_ori = torch.where(grad_ori < 0, grad_ori + 360.0, grad_ori)
+    obin = (grad_ori - ori) * (n / 360.0)
+    mag = torch.where(ok, torch.sqrt(dx * dx + dy * dy) * wgt, torch.zeros_like(wgt))
+    r0, c0, o0 = torch.floor(rbin), torch.floor(cbin), torch.floor(obin)
+    fr, fc, fo = rbin - r0, cbin - c0, obin - o0
+    o0 = o0.long().remainder(n)
+    # samples outside the grid carry zero weight; clamp their bins to stay in the array
+    r0 = r0.long().clamp(-1, d - 1)
+    c0 = c0.long().clamp(-1, d - 1)
+    idx = ((r0 + 1) * (d + 2) + c0 + 1) * (n + 2) + o0
+    v_r1 = mag * fr
+    v_r0 = mag - v_r1
+    for v_r, dr in ((v_r0, 0), (v_r1, d + 2)):
+        v_c1 = v_r * fc
+        v_c0 = v_r - v_c1
+        for v_c, dc in ((v_c0, 0), (v_c1, 1)):
+            v_o1 = v_c * fo
+            v_o0 = v_c - v_o1
+            step = (dr + dc) * (n + 2)
+            hist = hist.scatter_add(1, idx + step, v_o0).scatter_add(1, idx + step + 1, v_o1)
+    return hist
+
+
+def _finish(hist: torch.Tensor) -> torch.Tensor:
+    """Fold the wrap-around orientation bins, keep the inner 4x4 cells, then OpenCV's
+    normalisation: clip at 0.2 x the L2 norm, scale to 512 / new norm, round, saturate."""
+    d, n = DESCR_WIDTH, DESCR_HIST_BINS
+    h = hist.view(-1, d + 2, d + 2, n + 2)[:, 1:d + 1, 1:d + 1]
+    desc = h[..., :n].clone()
+    desc[..., :2] += h[..., n:n + 2]
+    desc = desc.reshape(-1, d * d * n)
+    thr = torch.sqrt((desc * desc).sum(1, keepdim=True)) * DESCR_MAG_THR
+    desc = torch.minimum(desc, thr)
+    scale = INT_DESCR_FCTR / torch.sqrt((desc * desc).sum(1, keepdim=True)).clamp(min=FLT_EPSILON)
+    return torch.round(desc * scale).clamp(0, 255)

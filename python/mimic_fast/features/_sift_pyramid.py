@@ -1,0 +1,198 @@
+"""SIFT scale space of a batch of frames: the Gaussian and difference-of-Gaussian pyramids
+and the 3x3x3 DoG extrema, as torch ops batched over the frames (any device).
+
+Each pyramid lives in ONE flat buffer (all octaves back to back) so that the later stages
+can gather from every octave with a single index: :class:`Pyramid` keeps per octave its
+offset, height and width. OpenCV's construction (``cv2.SIFT_create()`` defaults): the frame
+upsampled 2x (bilinear, half-pixel centres) and blurred from the assumed 0.5 to sigma, then
+per octave ``layers + 3`` Gaussian images, each the previous one blurred incrementally; an
+octave starts from the previous octave's image ``layers`` taken every second pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+INIT_SIGMA = 0.5  # blur assumed in the input frame
+IMG_BORDER = 5  # extrema closer than this to an octave's edge are not searched
+
+
+@dataclass
+class Pyramid:
+    """gauss: flat [sum_o B * (layers + 3) * H_o * W_o], dog: flat [sum_o B * (layers + 2)
+    * H_o * W_o], both float32; octave o's block starts at gauss_offset[o] / dog_offset[o]
+    and is laid out [B, layer, H_o, W_o] (row-major)."""
+
+    gauss: torch.Tensor
+    dog: torch.Tensor
+    heights: list[int]
+    widths: list[int]
+    gauss_offset: list[int]
+    dog_offset: list[int]
+    batch: int
+    layers: int  # layers per octave (OpenCV's nOctaveLayers)
+
+    def gauss_octave(self, o: int) -> torch.Tensor:
+        n = self.batch * (self.layers + 3) * self.heights[o] * self.widths[o]
+        return self.gauss[self.gauss_offset[o]:self.gauss_offset[o] + n].view(
+            self.batch, self.layers + 3, self.heights[o], self.widths[o])
+
+    def dog_octave(self, o: int) -> torch.Tensor:
+        n = self.batch * (self.layers + 2) * self.heights[o] * self.widths[o]
+        return self.dog[self.dog_offset[o]:self.dog_offset[o] + n].view(
+            self.batch, self.layers + 2, self.heights[o], self.widths[o])
+
+
+def octave_count(height: int, width: int) -> int:
+    """OpenCV's number of octaves for a frame (counted on the 2x-upsampled base)."""
+    side = min(2 * height, 2 * width)
+    return max(0, int(round(math.log2(side) - 2)) + 1)
+
+
+def layer_sigmas(layers: int, sigma: float) -> list[float]:
+    """The incremental blur from layer i-1 to layer i of an octave (index 0: sigma itself)."""
+    k = 2.0 ** (1.0 / layers)
+    out = [sigma]
+    for i in range(1, layers + 3):
+        prev = k ** (i - 1) * sigma
+        out.append(math.sqrt((prev * k) ** 2 - prev ** 2))
+    return out
+
+
+def gaussian_kernel(sigma: float, device) -> torch.Tensor:
+    """OpenCV's float kernel for a float image: size round(8 sigma + 1) made odd."""
+    size = int(round(sigma * 8 + 1)) | 1
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    k = torch.exp(-x * x / (2 * sigma * sigma))
+    return (k / k.sum()).to(torch.float32).to(device)
+
+
+def _reflect101_index(n: int, radius: int, device) -> torch.Tensor:
+    """Indices of 0..n-1 padded by `radius` each side with OpenCV's BORDER_REFLECT_101,
+    reflecting as often as needed when radius >= n (the smallest octaves)."""
+    i = torch.arange(-radius, n + radius, device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = i.remainder(period)
+    return torch.where(i > n - 1, period - i, i)
+
+
+def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, H, W] float32 images, border reflect-101."""
+    k = gaussian_kernel(sigma, img.device)
+    r = (k.numel() - 1) // 2
+    n, h, w = img.shape
+    x = img.index_select(2, _reflect101_index(w, r, img.device))
+    x = F.conv2d(x.unsqueeze(1), k.view(1, 1, 1, -1))
+    x = x.index_select(2, _reflect101_index(h, r, img.device))
+    return F.conv2d(x, k.view(1, 1, -1, 1)).squeeze(1)
+
+
+def upsampled_base(frames: torch.Tensor, sigma: float) -> torch.Tensor:
+    """[B, H, W] float32 (0..255) -> [B, 2H, 2W]: bilinear 2x, then blur from 2 x INIT_SIGMA
+    to sigma (OpenCV's initial image with the default doubling)."""
+    up = F.interpolate(frames.unsqueeze(1), scale_factor=2, mode="bilinear",
+                       align_corners=False).squeeze(1)
+    sig_diff = math.sqrt(max(sigma * sigma - 4 * INIT_SIGMA * INIT_SIGMA, 0.01))
+    return gaussian_blur(up, sig_diff)
+
+
+def build_pyramid(frames: torch.Tensor, layers: int, sigma: float) -> Pyramid:
+    """The Gaussian and DoG pyramids of [B, H, W] float32 frames on their device."""
+    b, h, w = frames.shape
+    n_oct = octave_count(h, w)
+    heights, widths = [], []
+    hh, ww = 2 * h, 2 * w
+    for _ in range(n_oct):
+        heights.append(hh)
+        widths.append(ww)
+        hh, ww = hh // 2, ww // 2
+    g_off, d_off, g_tot, d_tot = [], [], 0, 0
+    for hh, ww in zip(heights, widths):
+        g_off.append(g_tot)
+        d_off.append(d_tot)
+        g_tot += b * (layers + 3) * hh * ww
+        d_tot += b * (layers + 2) * hh * ww
+    pyr = Pyramid(torch.empty(g_tot, dtype=torch.float32, device=frames.device),
+                  torch.empty(d_tot, dtype=torch.float32, device=frames.device),
+                  heights, widths, g_off, d_off, b, layers)
+    sig = layer_sigmas(layers, sigma)
+    for o in range(n_oct):
+        g = pyr.gauss_octave(o)
+        if o == 0:
+            g[:, 0] = upsampled_base(frames, sigma)
+        else:  # OpenCV's INTER_NEAREST halving: every second pixel from the first
+            prev = pyr.gauss_octave(o - 1)[:, layers]
+            g[:, 0] = prev[:, 0:2 * heights[o]:2, 0:2 * widths[o]:2]
+        for i in range(1, layers + 3):
+            g[:, i] = gaussian_blur(g[:, i - 1], sig[i])
+        torch.sub(g[:, 1:], g[:, :-1], out=pyr.dog_octave(o))
+    return pyr
+
+
+def find_extrema(pyr: Pyramid, threshold: float) -> torch.Tensor:
+    """Candidate extrema [M, 5] int64 (octave, b, layer, row, col): DoG values with
+    |v| > threshold that are >= (maxima, v > 0) or <= (minima, v < 0) all 26 neighbours,
+    in layers 1..layers, at least IMG_BORDER pixels from the octave's edge (OpenCV's scan).
+    Rows are ordered by octave, then frame, layer, row, column."""
+    found = []
+    for o in range(len(pyr.heights)):
+        h, w = pyr.heights[o], pyr.widths[o]
+        if h <= 2 * IMG_BORDER or w <= 2 * IMG_BORDER:
+            continue
+        d = pyr.dog_octave(o).unsqueeze(1)  # [B, 1, layers + 2, H, W]
+        mx = F.max_pool3d(d, 3, stride=1, padding=(0, 1, 1)).squeeze(1)
+        mn = -F.max_pool3d(-d, 3, stride=1, padding=(0, 1, 1)).squeeze(1)
+        v = d.squeeze(1)[:, 1:-1]
+        keep = (((v > threshold) & (v >= mx)) | ((v < -threshold) & (v <= mn)))
+        keep[:, :, :IMG_BORDER] = False
+        keep[:, :, h - IMG_BORDER:] = False
+        keep[:, :, :, :IMG_BORDER] = False
+        keep[:, :, :, w - IMG_BORDER:] = False
+        idx = keep.nonzero()
+        idx[:, 1] += 1  # layer index within the DoG octave
+        found.append(torch.cat([torch.full_like(idx[:, :1], o), idx], 1))
+    if not found:
+        return torch.zeros((0, 5), dtype=torch.int64, device=pyr.dog.device)
+    return torch.cat(found)
+
+
+def window_gradients(pyr: Pyramid, octave, b, layer, row, col, radius, budget: int):
+    """Central-difference gradients of Gaussian images in square windows around points.
+
+    For points (octave, b, layer, row, col) with window radius `radius` (all [N] int64),
+    yields per group of points of one radius: (sel [n] indices of the points, di, dj
+    [S] row/column offsets of the (2R+1)^2 samples, dx, dy [n, S] float32 with dx =
+    I(x+1) - I(x-1) and dy = I(y-1) - I(y+1) as OpenCV, inside [n, S] bool: the sample is
+    at least one pixel inside its image, as OpenCV requires). At most `budget` samples a
+    group, so memory stays bounded whatever the number of points."""
+    dev = pyr.gauss.device
+    l3 = pyr.layers + 3
+    heights = torch.tensor(pyr.heights, device=dev)
+    widths = torch.tensor(pyr.widths, device=dev)
+    offsets = torch.tensor(pyr.gauss_offset, device=dev)
+    for R in torch.unique(radius).tolist():
+        members = (radius == R).nonzero().squeeze(1)
+        side = 2 * R + 1
+        d = torch.arange(-R, R + 1, device=dev)
+        di = d.view(-1, 1).expand(side, side).reshape(-1)
+        dj = d.view(1, -1).expand(side, side).reshape(-1)
+        chunk = max(1, budget // (side * side))
+        for s in range(0, members.numel(), chunk):
+            sel = members[s:s + chunk]
+            o = octave[sel]
+            h, w = heights[o].unsqueeze(1), widths[o].unsqueeze(1)
+            y = row[sel].unsqueeze(1) + di
+            x = col[sel].unsqueeze(1) + dj
+            inside = (y > 0) & (y < h - 1) & (x > 0) & (x < w - 1)
+            y = torch.minimum(y.clamp(min=1), h - 2).clamp(min=1)
+            x = torch.minimum(x.clamp(min=1), w - 2).clamp(min=1)
+            base = offsets[o] + (b[sel] * l3 + layer[sel]) * heights[o] * widths[o]
+            p = base.unsqueeze(1) + y * w + x
+            g = pyr.gauss
+            yield sel, di, dj, g[p + 1] - g[p - 1], g[p - w] - g[p + w], inside
