@@ -219,3 +219,22 @@ def test_samples_the_index_does_not_record_are_never_trained_on(dataset, caplog,
             got.append((k, views))
     assert [k for k, _ in got].count(key) == 1 and len(got) == n
     assert all(v is not None for _, v in got) and (how == "repeated" or new not in dict(got))
+
+
+def test_a_shard_cut_only_before_its_end_marker_loses_nothing(dataset, caplog):
+    """Every recorded pair is read: the streaming reader warns, and counts no pair as lost
+    (it used to report one)."""
+    from shard_tools import member_offsets
+
+    from mimic_fast.dataset.paths import stream_records
+
+    n = _pairs(dataset)
+    _, _, data, size = member_offsets(dataset / SHARD)[-1]
+    with open(dataset / SHARD, "r+b") as f:
+        f.truncate(data + (size + 511) // 512 * 512)  # the members stay, the marker goes
+    stream = StreamingPairs([str(dataset / SHARD)], SMALL, 0, 0, 1, batch_size=2,
+                            shuffle_buffer=2, records=stream_records(str(dataset)))
+    with caplog.at_level(logging.WARNING):
+        out = list(itertools.islice(iter(stream), n))
+    assert len(out) == n and sum(s["skipped"] for s in out) == 0
+    assert "end-of-archive" in caplog.text and f"all {n} of its recorded pairs" in caplog.text

@@ -277,7 +277,8 @@ def iter_tar_pairs(url: str, record: ShardRecord | None = None, strict: bool = F
     as a stream. With the shard's ``record``: a recorded pair whose bytes do not match its
     sha256, or that lacks a view, gives (key, None) and a warning (DamagedData with
     ``strict``); pairs lost to a damaged or truncated shard raise DamagedData at the end
-    with ``lost`` = how many recorded pairs were not read."""
+    with ``lost`` = how many recorded pairs were not read (damage after the last recorded
+    pair, e.g. a shard cut just before its end-of-archive marker, only warns)."""
     seen = 0  # recorded pairs met (read or damaged)
     met: set[str] = set()
     members = 0
@@ -317,7 +318,11 @@ def iter_tar_pairs(url: str, record: ShardRecord | None = None, strict: bool = F
                     yield key, (views[0], views[1])
     except DamagedData as exc:
         if record is not None and exc.lost is None:
-            exc.lost = max(1, len(record.pairs) - seen)
+            exc.lost = len(record.pairs) - seen
+            if exc.lost == 0 and not strict:  # e.g. only the end-of-archive marker is gone
+                log.warning("%s; all %d of its recorded pairs were read", exc, seen)
+                return
+            exc.lost = max(1, exc.lost)
         raise
     if record is not None and record.members is not None and members != record.members:
         raise DamagedData(f"shard {url} holds {members} tar members, its index records "
