@@ -44,10 +44,13 @@ def mine_sample(out: Path, n_frames: int = 24) -> dict:
 
     from mimic_fast.mining import synthetic
     from mimic_fast.mining.config import MineConfig, RunOptions
-    from mimic_fast.dataset.reader import iter_samples, read_index
+    from mimic_fast.dataset.reader import iter_samples
     from mimic_fast.mining.run import format_summary, mine
-    from mimic_fast.viz.correspondences import draw_correspondences, save_png
+    from mimic_fast.viz.correspondences import (
+        draw_correspondences, pair_title, save_png, view_labels,
+    )
     from mimic_fast.viz.histogram import overlap_histogram
+    from mimic_fast.viz.overview import load_overview
 
     fps, hw = 2.0, (360, 480)
     frames, mats = synthetic.camera_path(synthetic.photo("astronaut"), n_frames, hw)
@@ -64,13 +67,13 @@ def mine_sample(out: Path, n_frames: int = 24) -> dict:
         H_true = synthetic.true_homography(mats[m["frames"][0]], mats[m["frames"][1]], hw)
         errors.append(_corner_error(np.array(m["H"]), H_true))
         if k == 0:
-            title = (f"mined pair frames {m['frames'][0]}-{m['frames'][1]}: overlap "
-                     f"{m['overlap']:.3f}, {len(m['correspondences'])} patch pairs")
-            save_png(draw_correspondences(s.view1, s.view2, m["correspondences"], title=title),
+            save_png(draw_correspondences(s.view1, s.view2, m["correspondences"],
+                                          title=pair_title(m), labels=view_labels(m), lines=8),
                      out / "pair.png")
-    rows = read_index(dataset)
-    overlap_histogram(np.array([r["overlap"] for r in rows]), np.array([r["overlap"] for r in rows]),
-                      out / "overlap_hist.png", title="demo: accepted pairs")
+    ov = load_overview(dataset)
+    overlap_histogram(ov.candidate_overlaps, ov.accepted_overlaps, out / "overlap_hist.png",
+                      ov.low, ov.high, title="demo: patch overlap",
+                      rejected=ov.summary["rejected"])
     if errors:
         print(f"mined H vs the true H: median corner error {np.median(errors):.2f} px "
               f"(224x224 views), max {np.max(errors):.2f} px")
