@@ -1,6 +1,8 @@
-"""Executors: run :func:`process_source` over tasks and report each manifest as it lands.
+"""Executors: run units of work (:func:`~mimic_fast.mining.worker.run_unit`: a whole source,
+or a chunk of one) and report each result as it lands.
 
-- ``run_serial``: in this process (local engine with one worker; easiest to debug).
+- ``run_serial``: in this process (local engine with one worker; easiest to debug); the only
+  one that reports progress within a unit (``on_progress``).
 - ``run_local``: a process pool (forkserver: workers start clean, no inherited threads),
   bounded submission, one core per worker, largest sources first (:mod:`.schedule`);
   workers (and their forkserver) end when the driver dies (:mod:`mimic_fast._lifeline`). A
@@ -12,8 +14,10 @@
   died, object lost), is recorded as failed. Workers write the dataset folder directly, so
   on a multi-node cluster it must be on a shared filesystem.
 
-``on_done(manifest)`` is called in the driver for every finished source; if it raises, the
-run stops there (what landed stays landed; a rerun continues).
+``on_done(result)`` is called in the driver for every finished unit and returns the units it
+asks for next (a source to mine whole when a chunk could not stand for its part), which are
+run before the others; if it raises, the run stops there (what landed stays landed; a rerun
+continues).
 """
 
 from __future__ import annotations
@@ -27,41 +31,50 @@ from typing import Callable
 from mimic_fast._lifeline import process_identity
 from mimic_fast._output_folder import is_out_of_space
 from mimic_fast.mining.schedule import largest_first
-from mimic_fast.mining.worker import SourceTask, failed_manifest, init_worker, process_source
+from mimic_fast.mining.worker import init_worker, run_unit, unit_died
 
 log = logging.getLogger(__name__)
-OnDone = Callable[[dict], None]
+OnDone = Callable[[dict], "list | None"]  # a unit's result -> the units to run next
+OnProgress = Callable[[object, int], None]  # (unit, n more candidates evaluated)
 
 
-def run_serial(tasks: list[SourceTask], on_done: OnDone) -> None:
+def run_serial(tasks: list, on_done: OnDone, on_progress: OnProgress | None = None) -> None:
     import cv2
 
     import mimic_fast
 
     threads = (mimic_fast.get_num_threads(), cv2.getNumThreads())
     init_worker()
+    queue = list(tasks)
     try:
-        for task in tasks:
-            on_done(process_source(task))
+        while queue:
+            task = queue.pop(0)
+            progress = None if on_progress is None else (
+                lambda n, task=task: on_progress(task, n))
+            queue[:0] = on_done(run_unit(task, progress)) or []
     finally:
         mimic_fast.set_num_threads(threads[0])
         cv2.setNumThreads(threads[1])
 
 
-def run_local(tasks: list[SourceTask], workers: int, on_done: OnDone) -> None:
+def run_local(tasks: list, workers: int, on_done: OnDone,
+              on_progress: OnProgress | None = None) -> None:
     if workers <= 1 or len(tasks) <= 1:
-        run_serial(tasks, on_done)
+        run_serial(tasks, on_done, on_progress)
         return
     suspects = _run_pool(largest_first(tasks), min(workers, len(tasks)), on_done)
     for task in suspects:  # each alone, so a crash names its source
         if _run_pool([task], 1, on_done):
-            on_done(failed_manifest(task, "worker process died while mining this source"))
+            more = on_done(unit_died(task, "worker process died while mining this source"))
+            if more:
+                run_local(more, workers, on_done)
 
 
-def _run_pool(tasks: list[SourceTask], workers: int, on_done: OnDone) -> list[SourceTask]:
-    """Run tasks in a pool; returns the tasks in flight when the pool broke (if it did)."""
+def _run_pool(tasks: list, workers: int, on_done: OnDone) -> list:
+    """Run tasks (and the units their results ask for) in a pool; returns the tasks in flight
+    when the pool broke (if it did)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["mimic_fast.mining.worker"])
+    ctx.set_forkserver_preload(["mimic_fast.mining.worker", "mimic_fast.mining.chunks"])
     todo = list(reversed(tasks))
     running: dict = {}  # future -> task, until its manifest is handed to on_done
     completed = 0
@@ -70,7 +83,7 @@ def _run_pool(tasks: list[SourceTask], workers: int, on_done: OnDone) -> list[So
         try:
             while todo or running:
                 while todo and len(running) < 2 * workers:
-                    running[pool.submit(process_source, todo[-1])] = todo[-1]
+                    running[pool.submit(run_unit, todo[-1])] = todo[-1]
                     todo.pop()
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 broken = False
@@ -82,7 +95,7 @@ def _run_pool(tasks: list[SourceTask], workers: int, on_done: OnDone) -> list[So
                         continue
                     del running[fut]
                     completed += 1
-                    on_done(manifest)
+                    todo.extend(reversed(on_done(manifest) or []))
                 if broken:
                     raise BrokenProcessPool("a worker process died")
         except BrokenProcessPool:
@@ -113,14 +126,14 @@ def _workers_can_start(ctx) -> bool:
     return True
 
 
-def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> None:
+def run_ray(tasks: list, address: str | None, on_done: OnDone) -> None:
     try:
         import ray
     except ImportError as exc:
         raise RuntimeError("--engine ray needs Ray: pip install 'mimic-fast[ray]'") from exc
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1, max_retries=1)(_ray_process_source)
+    remote = ray.remote(num_cpus=1, max_retries=1)(_ray_run_unit)
     driver = process_identity()
     refs = {remote.remote(t, driver): t for t in largest_first(tasks)}
     pending = list(refs)
@@ -134,14 +147,17 @@ def run_ray(tasks: list[SourceTask], address: str | None, on_done: OnDone) -> No
                 cause = getattr(exc, "cause", None)  # a RayTaskError wraps the task's exception
                 if is_out_of_space(cause):
                     raise cause from None  # no fault of the source: stop, as the pool does
-                manifest = failed_manifest(refs[ref], f"Ray task failed: {type(exc).__name__}")
-            on_done(manifest)
+                manifest = unit_died(refs[ref], f"Ray task failed: {type(exc).__name__}")
+            for task in on_done(manifest) or []:
+                ref = remote.remote(task, driver)
+                refs[ref] = task
+                pending.append(ref)
     except BaseException:
         for ref in pending:
             ray.cancel(ref)
         raise
 
 
-def _ray_process_source(task: SourceTask, driver: tuple) -> dict:
+def _ray_run_unit(task, driver: tuple) -> dict:
     init_worker(driver)
-    return process_source(task)
+    return run_unit(task)

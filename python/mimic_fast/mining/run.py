@@ -1,10 +1,16 @@
-"""``mine``: inputs -> sources -> per-source work (an engine) -> index.jsonl and summary.json.
+"""``mine``: inputs -> sources -> units of work (whole sources, or chunks of long ones:
+:mod:`.chunks`) run by an engine -> per-source shards and manifests -> index.jsonl and
+summary.json.
 
 Resumable: sources whose manifest is in ``DIR/_done`` are skipped (failed ones too, unless
-``retry_failed``); index and summary are always rebuilt from all manifests, so a run that was
-killed and started again ends with exactly the dataset of an uninterrupted run. One run at a
-time per folder (:class:`mimic_fast._output_folder.FolderLock`); a full disk stops the run
-(what landed stays; the same command continues once there is space).
+``retry_failed``), and so are chunks whose part landed; index and summary are always rebuilt
+from all manifests, so a run that was killed and started again ends with exactly the dataset
+of an uninterrupted run. One run at a time per folder
+(:class:`mimic_fast._output_folder.FolderLock`); a full disk stops the run (what landed
+stays; the same command continues once there is space).
+
+Progress counts candidates evaluated (an ordered source's (i, i+1), a group's pairs, a list's
+rows), with rate and ETA: per unit as units finish, and within a unit in the serial engine.
 """
 
 from __future__ import annotations
@@ -15,11 +21,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from mimic_fast._output_folder import LOCK_NAME, FolderLock, remove_dead_temporaries
+from mimic_fast._output_folder import (
+    LOCK_NAME, FolderLock, is_out_of_space, remove_dead_temporaries,
+)
 from mimic_fast.dataset.schema import DONE_DIR, FORMAT, FORMAT_VERSION, manifest_path
 from mimic_fast.dataset.writer import finalize, write_json_atomic
 from mimic_fast.io.sources import Source, discover
 from mimic_fast.mining.config import MineConfig, RunOptions
+from mimic_fast.mining.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -54,42 +63,152 @@ def mine(
 
 def _mine_locked(out, inputs, sources, input_errors, config, options, on_source_done,
                  t0) -> dict:
+    from mimic_fast.mining import chunks
+
     _check_or_write_config(out, inputs, sources, config, options)
-    remove_dead_temporaries(out, out / DONE_DIR)  # of killed runs (no other run is alive)
+    remove_dead_temporaries(out, out / DONE_DIR, *chunks.part_folders(out))  # of killed runs
     tasks = _tasks(out, sources, config)
     finished = _finished(out, sources, options.retry_failed)
+    for i in finished:
+        chunks.remove_parts(out, i)
     todo = [t for t in tasks if t.index not in finished]
     log.info("%d sources (%d already done) into %s", len(sources), len(finished), out)
     fresh: list[dict] = []
-
-    bar = _progress(len(sources), len(finished), options.progress)
+    work = _Work(todo, options, len(sources), len(finished))
 
     def done(manifest: dict) -> None:
         finished[manifest["index"]] = manifest
         fresh.append(manifest)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(pairs=sum(m["accepted"] for m in finished.values()), refresh=False)
+        work.bar.source_done(sum(m["accepted"] for m in finished.values()))
         if on_source_done is not None:
             on_source_done(manifest)
 
+    work.on_source_done = done
     try:
-        _engine(todo, options, done)
+        for manifest in work.assemble_landed():  # sources whose every part landed before
+            done(manifest)
+        _engine(work.units, options, work.on_result, work.on_progress)
     finally:
-        if bar is not None:
-            bar.close()
+        work.bar.close()
+    if len(finished) == len(sources):
+        chunks.remove_parts(out)
     summary = finalize(out, sources, finished, fresh, input_errors, options,
                         time.perf_counter() - t0)
     return summary
 
 
-def _engine(todo, options: RunOptions, done) -> None:
+class _Work:
+    """The driver's book of units: plans sources into units, collects chunk parts, assembles
+    a source once all its parts are in, asks for a source whole when a chunk cannot stand for
+    its part, and counts progress."""
+
+    def __init__(self, todo, options: RunOptions, n_sources: int, n_finished: int):
+        from mimic_fast.mining import chunks
+
+        self.sources = {t.index: t for t in todo}
+        self.plans = {t.index: chunks.plan_source(t, getattr(options, "chunk", 0)) for t in todo}
+        self.parts: dict[int, dict[int, dict]] = {}  # source -> chunk -> landed part
+        self.whole: set[int] = set()  # sources asked for whole after a chunk said so
+        self.units: list = []
+        self.redo: list = []  # sources to mine whole, not yet handed to the engine
+        self.counted: dict = {}  # unit key -> candidates already counted on the bar
+        landed = 0
+        for t in todo:
+            plan = self.plans[t.index]
+            if not plan.chunks:
+                self.units.append(t)
+                continue
+            self.parts[t.index] = {}
+            for c in plan.chunks:
+                part = chunks.landed_part(c)
+                if part is None:
+                    self.units.append(c)
+                else:
+                    self.parts[t.index][c.number] = part
+                    landed += c.work
+        total = sum(p.estimate for p in self.plans.values())
+        self.bar = Progress(total, landed, n_sources, n_finished, options.progress)
+        self.on_source_done = None
+
+    def assemble_landed(self) -> list[dict]:
+        """Manifests of the sources whose every part landed in an earlier run (the units of
+        those whose parts would not assemble are added to :attr:`units`)."""
+        landed = [m for i in list(self.parts) if (m := self._assemble_if_complete(i)) is not None]
+        self.units[:0], self.redo = self.redo, []
+        return landed
+
+    def on_progress(self, unit, n: int) -> None:
+        key = _key(unit)
+        self.counted[key] = self.counted.get(key, 0) + n
+        self.bar.advance(n)
+
+    def on_result(self, result: dict) -> list:
+        """An engine's on_done: a manifest lands; a part is collected (and its source
+        assembled when complete); a "whole" chunk turns into its source's unit."""
+        index = result["index"]
+        if "chunk" not in result:
+            self._count(("source", index), self.plans[index].estimate)
+            self.on_source_done(result)
+            return []
+        chunk = self.plans[index].chunks[result["chunk"]]
+        self._count(_key(chunk), chunk.work)
+        if index in self.whole:
+            return []  # its source is (being) mined whole
+        if result["status"] != "done":
+            self._mine_whole(index, f"chunk {result['chunk']}: {result['reason']}")
+            return [self.redo.pop()]
+        self.parts[index][result["chunk"]] = result
+        manifest = self._assemble_if_complete(index)
+        if manifest is not None:
+            self.on_source_done(manifest)
+        redo, self.redo = self.redo, []
+        return redo
+
+    def _mine_whole(self, index: int, why: str) -> None:
+        from mimic_fast.mining.chunks import remove_parts
+
+        log.info("source %s mined whole: %s", self.sources[index].source.path, why)
+        self.whole.add(index)
+        self.parts.pop(index, None)
+        remove_parts(self.sources[index].out, index)
+        self.bar.add_total(self.plans[index].estimate)
+        self.redo.append(self.sources[index])
+
+    def _assemble_if_complete(self, index: int) -> dict | None:
+        from mimic_fast.mining.chunks import assemble, remove_parts
+
+        parts = self.parts[index]
+        if len(parts) < len(self.plans[index].chunks):
+            return None
+        task = self.sources[index]
+        try:
+            manifest = assemble(task, [parts[k] for k in sorted(parts)])
+        except (OSError, ValueError) as exc:  # a part damaged or lost since it landed
+            if is_out_of_space(exc):
+                raise
+            self._mine_whole(index, f"its parts do not assemble: {exc}")
+            return None
+        remove_parts(task.out, index)
+        del self.parts[index]
+        return manifest
+
+    def _count(self, key, work: int) -> None:
+        """A unit finished: the bar gets what its progress calls did not already give."""
+        self.bar.advance(max(work - self.counted.pop(key, 0), 0))
+
+
+def _key(unit) -> tuple:
+    number = getattr(unit, "number", None)
+    return ("source", unit.index) if number is None else ("chunk", unit.index, number)
+
+
+def _engine(units, options: RunOptions, on_done, on_progress) -> None:
     from mimic_fast.mining import engines
 
     if options.engine == "ray":
-        engines.run_ray(todo, options.ray_address, done)
+        engines.run_ray(units, options.ray_address, on_done)
     else:
-        engines.run_local(todo, options.workers, done)
+        engines.run_local(units, options.workers, on_done, on_progress)
 
 
 def _tasks(out: Path, sources: list[Source], config: MineConfig):
@@ -164,14 +283,6 @@ def _check_or_write_config(out, inputs, sources, config, options) -> None:
     if any(out.glob("pairs-*.tar")) or (out / DONE_DIR).is_dir():
         raise DatasetMismatch(f"{out} has shards but no config.json; use another --out")
     write_json_atomic(path, want)
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="source", desc="mining", dynamic_ncols=True)
 
 
 def format_summary(summary: dict) -> str:

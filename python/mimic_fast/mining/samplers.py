@@ -29,6 +29,7 @@ from mimic_fast.mining.evaluate import (
 from mimic_fast.mining.views import View
 
 CHUNK = 64
+GROUP_BATCH = 1024  # group pairs per evaluate call (progress moves between them)
 Verdicts = dict[tuple[int, int], Candidate]  # (position i, position j) -> evaluated candidate
 
 
@@ -69,38 +70,57 @@ class OrderedWalk:
         return out
 
 
-def ordered_candidates(views: Iterable[View], cfg: MineConfig,
-                       chunk: int = CHUNK) -> Iterator[Candidate]:
-    window: list[View] = []  # the views still needed, window[k] at position first_pos + k
-    first_pos = 0  # stream position of window[0]
-    next_first = 0  # next position i whose (i, i+1) is due
-    waiting: list[int] = []  # positions i with (i, i+1) too similar, (i, i+2) due
-    verdicts: Verdicts = {}
+Progress = Callable[[int], None]  # told how many more candidates were evaluated
+
+
+def ordered_candidates(views: Iterable[View], cfg: MineConfig, chunk: int = CHUNK,
+                       progress: Progress | None = None) -> Iterator[Candidate]:
     walk = OrderedWalk(cfg)
+    verdicts: Verdicts = {}
     count = 0
+    for new, last, final in ordered_verdicts(views, cfg, chunk=chunk, progress=progress):
+        count = last + 1
+        verdicts.update(new)
+        if final:
+            break
+        yield from walk.advance(verdicts, last, final=False)
+    if count < 2:
+        raise FrameError(f"fewer than 2 usable frames ({count})")
+    yield from walk.advance(verdicts, count - 1, final=True)
+
+
+def ordered_verdicts(views: Iterable[View], cfg: MineConfig, start: int = 0,
+                     stop: int | None = None, chunk: int = CHUNK,
+                     progress: Progress | None = None) -> Iterator[tuple[Verdicts, int, bool]]:
+    """The verdicts of (i, i+1) for start <= i < stop, and of the (i, i+2) the walk may need
+    for those i, over ``views`` (positions start, start + 1, ...: through stop + 1 at most).
+    Evaluated in rounds of ``chunk`` positions; yields (the round's verdicts, the last position
+    seen, whether it is the final round) per round, the final one last (possibly empty)."""
+    window: list[View] = []  # the views still needed, window[k] at position first_pos + k
+    first_pos = start  # stream position of window[0]
+    next_first = start  # next position i whose (i, i+1) is due
+    waiting: list[int] = []  # positions i with (i, i+1) too similar, (i, i+2) due
     for view in views:
         window.append(view)
-        count += 1
         if len(window) >= chunk + 2:
             last = first_pos + len(window) - 1
-            _evaluate_round(window, first_pos, next_first, waiting, verdicts, cfg)
-            yield from walk.advance(verdicts, last, final=False)
+            yield _evaluate_round(window, first_pos, next_first, stop, waiting, cfg,
+                                  progress), last, False
             next_first = last
             window = window[-2:]
             first_pos = last - 1
-    if count < 2:
-        raise FrameError(f"fewer than 2 usable frames ({count})")
-    _evaluate_round(window, first_pos, next_first, waiting, verdicts, cfg)
-    yield from walk.advance(verdicts, first_pos + len(window) - 1, final=True)
+    last = first_pos + len(window) - 1
+    yield _evaluate_round(window, first_pos, next_first, stop, waiting, cfg, progress), last, True
 
 
-def _evaluate_round(window: list[View], first_pos: int, next_first: int, waiting: list[int],
-                    verdicts: Verdicts, cfg: MineConfig) -> None:
-    """Verdicts of (i, i+1) for i in [next_first, last) and of the due (i, i+2), into
-    ``verdicts``; updates ``waiting``."""
+def _evaluate_round(window: list[View], first_pos: int, next_first: int, stop: int | None,
+                    waiting: list[int], cfg: MineConfig, progress: Progress | None) -> Verdicts:
+    """Verdicts of (i, i+1) for i in [next_first, min(last, stop)) and of the due (i, i+2);
+    updates ``waiting``."""
+    verdicts: Verdicts = {}
     last = first_pos + len(window) - 1
     at = lambda pos: window[pos - first_pos]  # noqa: E731
-    firsts = range(next_first, last)
+    firsts = range(next_first, last if stop is None else min(last, stop))
     for i, c in zip(firsts, evaluate([(at(i), at(i + 1)) for i in firsts], cfg)):
         verdicts[(i, i + 1)] = c
         if needs_second(c, cfg):
@@ -109,13 +129,23 @@ def _evaluate_round(window: list[View], first_pos: int, next_first: int, waiting
     waiting[:] = [i for i in waiting if i + 2 > last]
     for i, c in zip(due, evaluate([(at(i), at(i + 2)) for i in due], cfg)):
         verdicts[(i, i + 2)] = c
+    if progress is not None and len(firsts):
+        progress(len(firsts))
+    return verdicts
 
 
-def group_candidates(views: list[View], cfg: MineConfig) -> list[Candidate]:
+def group_candidates(views: list[View], cfg: MineConfig,
+                     progress: Progress | None = None) -> list[Candidate]:
+    """Every pair i < j, evaluated GROUP_BATCH pairs at a time (so progress moves; verdicts do
+    not depend on the batch)."""
     if len(views) < 2:
         raise FrameError(f"fewer than 2 usable images ({len(views)})")
     pairs = [(views[i], views[j]) for i in range(len(views)) for j in range(i + 1, len(views))]
-    out = evaluate(pairs, cfg)
+    out = []
+    for s in range(0, len(pairs), GROUP_BATCH):
+        out += evaluate(pairs[s : s + GROUP_BATCH], cfg)
+        if progress is not None:
+            progress(len(pairs[s : s + GROUP_BATCH]))
     if cfg.group_keep == "best":
         kept = [c for c in out if c.reason == ACCEPTED]
         if kept:
@@ -128,7 +158,8 @@ def group_candidates(views: list[View], cfg: MineConfig) -> list[Candidate]:
 
 def list_candidates(rows: list[tuple[str, str]], load: Callable[[str, int], View],
                     cfg: MineConfig, errors: list[dict], chunk: int = 256,
-                    cache_size: int = 512) -> Iterator[Candidate]:
+                    cache_size: int = 512, progress: Progress | None = None
+                    ) -> Iterator[Candidate]:
     """rows: (path1, path2). A path's frame index is its position in first-appearance order."""
     number: dict[str, int] = {}
     for a, b in rows:
@@ -166,6 +197,8 @@ def list_candidates(rows: list[tuple[str, str]], load: Callable[[str, int], View
             batch.append((v1, v2))
         yield from skipped
         yield from evaluate(batch, cfg)
+        if progress is not None:
+            progress(len(rows[s : s + chunk]))
 
 
 def _placeholder(v1: View | None, v2: View | None, reason: str) -> Candidate:

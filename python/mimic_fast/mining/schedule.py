@@ -6,7 +6,9 @@ small ones for the end. Work is estimated by input bytes: a video's file size, a
 image bytes. On the generated bench_mining input the bytes of a frame folder correlate 0.91
 with its mining time (JPEG size follows texture, and so does the SIFT keypoint count). A
 CSV list names images elsewhere, so its size says nothing: lists go first. The order
-changes nothing in the dataset: shards are named by source index.
+changes nothing in the dataset: shards are named by source index. A chunk of a source
+(:mod:`.chunks`) counts for its share of the source's positions; a source's chunks go out in
+order (its shard can be assembled once its last chunk is in).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ def input_bytes(source: Source) -> float:
 
 
 def largest_first(tasks: list) -> list:
-    """``tasks`` (anything with ``.source`` and ``.index``) by estimated work, largest first;
-    ties keep index order."""
-    return sorted(tasks, key=lambda t: (-input_bytes(t.source), t.index))
+    """``tasks`` (anything with ``.source`` and ``.index``; chunks with ``.number``, ``.work``
+    and ``.positions``) by estimated work, largest first; ties keep index (and chunk) order."""
+    sizes: dict = {}  # a source's bytes, read once for all its chunks
+
+    def work(t) -> float:
+        if t.source not in sizes:
+            sizes[t.source] = input_bytes(t.source)
+        share = getattr(t, "work", None)  # a chunk: its share of the source's positions
+        return sizes[t.source] * (1 if share is None else share / max(t.positions - 1, 1))
+
+    return sorted(tasks, key=lambda t: (-work(t), t.index, getattr(t, "number", 0)))

@@ -18,7 +18,7 @@ from mimic_fast.features.sift import Features, sift_rgb
 from mimic_fast.io.frames import list_images
 from mimic_fast.io.images import FrameError, read_image, to_view
 from mimic_fast.io.sources import group_of
-from mimic_fast.io.video import sample_video
+from mimic_fast.io.video import VideoSpan, decode_span, sample_video, truncated
 from mimic_fast.mining.config import MineConfig
 
 
@@ -53,9 +53,7 @@ def video_views(path: str, cfg: MineConfig, errors: list[dict]) -> Iterator[View
     stats: dict = {}
     try:
         for frame in sample_video(path, cfg.interval, stats):
-            h, w = frame.rgb.shape[:2]
-            if min(h, w) < cfg.min_side:
-                raise FrameError(f"video too small: {w}x{h} (shorter side < {cfg.min_side})")
+            _check_video_side(frame.rgb, cfg)
             last = frame.index
             yield make_view(frame.rgb, cfg, frame.index, time=round(frame.time, 6))
     except FrameError as exc:
@@ -64,19 +62,40 @@ def video_views(path: str, cfg: MineConfig, errors: list[dict]) -> Iterator[View
         errors.append({"input": path, "error": f"after frame {last}: {exc}"})
         return
     nominal, decoded = stats.get("nominal", 0), stats.get("decoded", 0)
-    if nominal and decoded < 0.9 * nominal - 2:
+    if truncated(decoded, nominal):
         errors.append({"input": path, "error": f"truncated: decoded {decoded} of {nominal} "
                                                "frames"})
+
+
+def span_views(span: VideoSpan, cfg: MineConfig) -> Iterator[View]:
+    """Views of some consecutive samples of a video (a chunk; see
+    :func:`mimic_fast.io.video.decode_span`): the views :func:`video_views` gives for them.
+    Any problem raises (the caller mines the video whole, where problems are recorded)."""
+    for frame in decode_span(span):
+        _check_video_side(frame.rgb, cfg)
+        yield make_view(frame.rgb, cfg, frame.index, time=round(frame.time, 6))
+
+
+def _check_video_side(rgb: np.ndarray, cfg: MineConfig) -> None:
+    h, w = rgb.shape[:2]
+    if min(h, w) < cfg.min_side:
+        raise FrameError(f"video too small: {w}x{h} (shorter side < {cfg.min_side})")
+
+
+def folder_files(path: str, cfg: MineConfig, group: str | None = None) -> list[Path]:
+    """A folder's images sorted by name (only those of ``group`` under cfg.group_by)."""
+    files = list_images(path)
+    if group is not None:
+        regex = re.compile(cfg.group_by)
+        files = [f for f in files if group_of(f.name, regex) == group]
+    return files
 
 
 def folder_views(path: str, cfg: MineConfig, stride: int, errors: list[dict],
                  group: str | None = None) -> Iterator[View]:
     """Views of every ``stride``-th image of a folder sorted by name (only those of ``group``
     under cfg.group_by); bad files are skipped."""
-    files = list_images(path)
-    if group is not None:
-        regex = re.compile(cfg.group_by)
-        files = [f for f in files if group_of(f.name, regex) == group]
+    files = folder_files(path, cfg, group)
     for index in range(0, len(files), stride):
         try:
             yield view_from_file(files[index], cfg, index)
