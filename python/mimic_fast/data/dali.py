@@ -1,70 +1,184 @@
-"""GPU decoding with NVIDIA DALI (nvJPEG, ``device="mixed"``): the optional fast path.
+"""Training batches decoded by NVIDIA DALI: the optional fast path (``decode="dali"``).
 
-Used only when ``nvidia.dali`` is importable and training runs on CUDA (``decode="auto"``),
-or when asked for (``decode="dali"``, which raises :class:`DaliUnavailable` if it cannot
-run). NOT RUN YET: DALI is installed neither on the CPU machines nor on the GPU machine this
-project has borrowed; the code follows the DALI 1.x API (``fn.readers.webdataset``,
-``fn.decoders.image``, ``DALIGenericIterator``) and must be checked on a machine with DALI.
+The pairs, their order and their checks are the CPU reader's (:mod:`mimic_fast.data.loader`);
+only the decode, resize and augmentation run in DALI. Python picks each micro-batch from the
+same index (:mod:`mimic_fast.data.index`) in the same :class:`~mimic_fast.data.loader.EpochSampler`
+order, picks the masked view with the same per-pair generator, reads the encoded views through
+``index.read`` (so a pair whose bytes differ from the sha256 its index.jsonl records raises
+there) and checks them before DALI sees a byte: a JPEG without its end marker, a header over
+:data:`~mimic_fast.io.images.MAX_IMAGE_PIXELS` (judged from the header, whatever the format) or
+one that cannot be read. Such a pair is replaced by the next readable one, counted in
+``skipped`` and named in a warning, exactly as :class:`~mimic_fast.data.loader.PairDataset`
+does (``strict``: DamagedData instead). A pair that passes the checks but that DALI still
+cannot decode fails its whole DALI batch; the reader then rebuilds the pipeline and replays the
+undelivered batches with every view also decoded by OpenCV first, so the culprit is skipped and
+counted like the others. So with ``augment=False`` and views already at ``img_size`` the batches
+are the CPU reader's, bit for bit, and resume is exact (``start_batches``).
+
+One graph for both devices: ``device="cpu"`` (DALI's CPU backend: runs without a GPU, which is
+how the tests run it) and ``device="gpu"`` (decode on "mixed" = nvJPEG, resize and augment on
+the GPU, batches already on the GPU). The GPU graph has never run.
 
 Differences from the CPU path (documented, by design):
-* the order comes from DALI's reader (shards split over ranks by DALI, shuffle buffer of
-  ``shuffle_buffer`` samples seeded by (seed, rank, resume position)); a resumed run does
-  not replay the same order, so resume is exact only on the CPU path;
-* unreadable samples are skipped by the reader (``missing_component_behavior="skip"``) and
-  are not counted, and pairs are not checked against the sha256 their index records (run
-  ``mimic-fast verify`` on the dataset first, or train with ``--decode cpu``);
-* the patch masks are drawn on the GPU by the trainer's generator, not per pair.
+
+* resizing is DALI's (linear with antialiasing) rather than OpenCV's INTER_AREA / INTER_LINEAR:
+  a grey level or two apart where views are resized (none when they are at ``img_size``);
+* augmentation (random resized crop, colour twist) draws from DALI's generator, seeded by
+  ``seed``: deterministic per (seed, start position), but not the CPU path's crops and colours;
+* no patch masks in the batch: the trainer draws them on its device.
 """
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 
-from mimic_fast.dataset.schema import VIEW_EXTS
+from mimic_fast.data.loader import MAX_CONSECUTIVE_BAD, EpochSampler
+from mimic_fast.data.transforms import DecodeError, decode_rgb
+from mimic_fast.dataset.errors import DamagedData, DataError
+from mimic_fast.io.dali_decode import DaliUnavailable, dali_missing
+from mimic_fast.io.images import MAX_IMAGE_PIXELS, FrameError, checked_image_size, jpeg_has_end
 
 log = logging.getLogger(__name__)
 
-
-class DaliUnavailable(RuntimeError):
-    """DALI was asked for but cannot run here."""
+__all__ = ["DaliPairs", "DaliUnavailable", "dali_available"]
 
 
 def dali_available() -> tuple[bool, str]:
-    """(usable, why not) for the current process."""
+    """(usable for GPU training, why not) for the current process."""
     if not torch.cuda.is_available():
         return False, "no CUDA device"
+    why = dali_missing(need_gpu=True)
+    return why is None, why or ""
+
+
+def check_view(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """What :func:`~mimic_fast.data.transforms.decode_rgb` refuses before decoding, without
+    decoding: DecodeError for an empty view, a JPEG without its end marker, or a header over
+    ``max_pixels`` or unreadable."""
+    if not data:
+        raise DecodeError("empty image")
+    if data[:2] == b"\xff\xd8" and not jpeg_has_end(data):
+        raise DecodeError("truncated JPEG (no end-of-image marker)")
     try:
-        import nvidia.dali  # noqa: F401
-    except ImportError:
-        return False, ("nvidia.dali is not installed (pip install nvidia-dali-cuda120 from "
-                       "https://pypi.nvidia.com)")
-    return True, ""
+        checked_image_size(data, max_pixels)
+    except FrameError as exc:
+        raise DecodeError(str(exc)) from None
 
 
 class DaliPairs:
-    """Endless iterator of batch dicts already on the GPU: ``target`` (and for CroCo
-    ``reference``) uint8 [B, 3, S, S], and ``skipped`` [B] (zeros, on the CPU). No ``mask``:
-    the trainer draws masks on the GPU."""
+    """Endless iterator of batch dicts: ``target`` (and for CroCo ``reference``) uint8
+    [B, 3, S, S] on the pipeline's device (CUDA for "gpu"), and on the CPU ``target_view``,
+    ``index`` and ``skipped`` [B] as the CPU reader gives them. No ``mask``.
 
-    def __init__(self, shards: list[str], batch_size: int, img_size: int, two_views: bool,
-                 rank: int, world: int, device_id: int, seed: int, augment: bool,
-                 crop_min_scale: float, color_jitter, shuffle_buffer: int, num_threads: int = 4):
-        ok, why = dali_available()
-        if not ok:
+    index: a :class:`~mimic_fast.data.index.ShardIndex` or CsvIndex (``len``, ``read``,
+    ``where``); rank/world/seed/start_batches: as for the CPU reader's EpochSampler.
+    """
+
+    def __init__(self, index, batch_size: int, img_size: int, two_views: bool, *, rank: int = 0,
+                 world: int = 1, seed: int = 0, augment: bool = False,
+                 crop_min_scale: float = 0.5, color_jitter=(0.4, 0.4, 0.4, 0.1),
+                 device: str = "gpu", device_id: int | None = 0, num_threads: int = 4,
+                 start_batches: int = 0, strict: bool = False,
+                 max_pixels: int = MAX_IMAGE_PIXELS):
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        why = dali_missing(need_gpu=device == "gpu")
+        if why:
             raise DaliUnavailable(f"decode='dali' cannot run: {why}")
+        self.index, self.batch_size, self.img_size = index, batch_size, img_size
+        self.two_views, self.seed, self.strict = two_views, int(seed), strict
+        self.max_pixels = max_pixels
+        self.rank, self.world = rank, world
+        self.augment, self.crop_min_scale = augment, crop_min_scale
+        self.color_jitter = tuple(color_jitter)
+        self.device, self.num_threads = device, max(1, num_threads)
+        self.device_id = (0 if device_id is None else device_id) if device == "gpu" else None
+        self.names = ["target", "reference"] if two_views else ["target"]
+        EpochSampler(len(index), batch_size, rank, world, seed)  # too few pairs: raises now
+        self.delivered = start_batches  # micro-batches handed out (the position)
+        self._bad: dict[int, str] = {}  # index row -> why its bytes are unusable (this process)
+        self._feed_error: DataError | None = None
+        self._start_pipe(screen=0)
+        log.info("DALI decoding (%s) of %d pairs, from micro-batch %d", device, len(index),
+                 start_batches)
+
+    # --- feeding ---------------------------------------------------------------------------
+    def _start_pipe(self, screen: int) -> None:
+        """A fresh pipeline fed from micro-batch ``self.delivered``; the first ``screen``
+        batches have every view decoded by OpenCV too (after a DALI failure)."""
+        self._fed = self.delivered
+        self._screen_until = self.delivered + screen
+        self._order = iter(EpochSampler(len(self.index), self.batch_size, self.rank, self.world,
+                                        self.seed, self.delivered * self.batch_size))
+        self.pipe = self._build()
+
+    def _feed(self):
+        """One micro-batch for DALI: the encoded views, then target_view, index, skipped."""
+        try:
+            return self._next_feed()
+        except DataError as exc:  # strict data, or a run of bad pairs: the run stops with it,
+            self._feed_error = exc  # whatever DALI makes of an exception in its callback
+            raise
+
+    def _next_feed(self):
+        screen = self._fed < self._screen_until
+        views = [[] for _ in self.names]
+        meta = [[], [], []]
+        for _ in range(self.batch_size):
+            epoch, i = next(self._order)
+            t, j, attempt, data = self._checked_pair(epoch, i, screen)
+            for v, name in enumerate(self.names):
+                views[v].append(np.frombuffer(data[t if name == "target" else 1 - t], np.uint8))
+            for col, value in zip(meta, (t, j, attempt)):
+                col.append(np.asarray(value, np.int64))
+        self._fed += 1
+        return (*views, *meta)
+
+    def _checked_pair(self, epoch: int, i: int, screen: bool):
+        """(target view, index row, rows skipped, (bytes 0, bytes 1)) for sampler item
+        (epoch, i): PairDataset's choice of the pair and of its masked view."""
+        n = len(self.index)
+        # PairTransform's first draw from the pair's generator picks the masked view
+        t = int(np.random.default_rng((self.seed, epoch, i)).random() < 0.5)
+        for attempt in range(MAX_CONSECUTIVE_BAD):
+            j = (i + attempt) % n
+            try:
+                if j in self._bad:
+                    raise DecodeError(self._bad[j])
+                data = self.index.read(j)
+                used = (data[t], data[1 - t]) if self.two_views else (data[t],)
+                for view in used:
+                    check_view(view, self.max_pixels)
+                    if screen:
+                        decode_rgb(view, self.max_pixels)
+            except (DecodeError, DataError) as exc:
+                if isinstance(exc, DecodeError):  # the bytes' fault: never worth reading again
+                    self._bad[j] = str(exc)
+                if self.strict:
+                    raise DamagedData(f"unreadable pair {self.index.where(j)} (strict data): "
+                                      f"{exc}") from None
+                log.warning("skipping unreadable pair %s: %s", self.index.where(j), exc)
+                continue
+            return t, j, attempt, data
+        raise DataError(f"{MAX_CONSECUTIVE_BAD} consecutive unreadable pairs starting at "
+                        f"{self.index.where(i)}; is the dataset corrupt?")
+
+    # --- the graph --------------------------------------------------------------------------
+    def _build(self):
         from nvidia.dali import fn, pipeline_def, types
-        from nvidia.dali.plugin.base_iterator import LastBatchPolicy
-        from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-        b, c, s, h = color_jitter
+        size, (b, c, s, h) = self.img_size, self.color_jitter
+        on_gpu = self.device == "gpu"
 
-        def view(jpeg):
-            img = fn.decoders.image(jpeg, device="mixed", output_type=types.RGB)
-            if augment:
-                img = fn.random_resized_crop(img, size=[img_size, img_size],
-                                             random_area=[crop_min_scale, 1.0],
+        def view(encoded):
+            img = fn.decoders.image(encoded, device="mixed" if on_gpu else "cpu",
+                                    output_type=types.RGB)
+            if self.augment:
+                img = fn.random_resized_crop(img, size=[size, size],
+                                             random_area=[self.crop_min_scale, 1.0],
                                              random_aspect_ratio=[3 / 4, 4 / 3])
                 img = fn.color_twist(
                     img,
@@ -73,42 +187,51 @@ class DaliPairs:
                     saturation=fn.random.uniform(range=[max(0.0, 1 - s), 1 + s]),
                     hue=fn.random.uniform(range=[-h * 360, h * 360]))
             else:
-                img = fn.resize(img, size=[img_size, img_size])
+                img = fn.resize(img, size=[size, size])
             return fn.transpose(img, perm=[2, 0, 1])  # HWC -> CHW, uint8
 
-        @pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id,
-                      seed=seed, prefetch_queue_depth=2, enable_conditionals=True)
-        def pipe():
-            jpg0, jpg1 = fn.readers.webdataset(
-                paths=shards, ext=[";".join(VIEW_EXTS[0]), ";".join(VIEW_EXTS[1])],
-                missing_component_behavior="skip", random_shuffle=True,
-                initial_fill=shuffle_buffer, shard_id=rank, num_shards=world, name="reader")
-            # Which view is masked: chosen per pair on the encoded bytes (a CPU predicate),
-            # so MAE decodes only the one it uses.
-            if fn.random.coin_flip(probability=0.5):
-                target, reference = jpg1, jpg0
-            else:
-                target, reference = jpg0, jpg1
-            if two_views:
-                return view(target), view(reference)
-            return (view(target),)
+        @pipeline_def(batch_size=self.batch_size, num_threads=self.num_threads,
+                      device_id=self.device_id, seed=self.seed % 2**31 + self.delivered,
+                      prefetch_queue_depth=2, exec_dynamic=True)
+        def graph():
+            outs = fn.external_source(source=self._feed, num_outputs=len(self.names) + 3,
+                                      batch=True)
+            return (*(view(e) for e in outs[:len(self.names)]), *outs[len(self.names):])
 
-        self.names = ["target", "reference"] if two_views else ["target"]
-        self.pipe = pipe()
-        self.pipe.build()
-        self.it = DALIGenericIterator(self.pipe, self.names, reader_name="reader",
-                                      last_batch_policy=LastBatchPolicy.DROP, auto_reset=True)
-        self.batch_size = batch_size
-        log.info("DALI GPU decoding (nvJPEG, device='mixed') on cuda:%d, %d shard(s)", device_id, len(shards))
+        pipe = graph()
+        pipe.build()
+        return pipe
 
+    # --- batches ----------------------------------------------------------------------------
     def __iter__(self):
         return self
 
     def __next__(self) -> dict:
         try:
-            out = next(self.it)[0]
-        except StopIteration:  # epoch end: auto_reset rewinds; ranks never wait on each other
-            out = next(self.it)[0]
-        batch = {name: out[name] for name in self.names}
-        batch["skipped"] = torch.zeros(self.batch_size, dtype=torch.long)  # CPU, not counted
+            outs = self.pipe.run()
+        except RuntimeError as exc:
+            if self._feed_error is not None:
+                raise self._feed_error from None
+            # DALI's own error surfaces at the batch asked for or at one prefetched after it.
+            if self._screen_until >= self._fed:  # all of them were screened: not the data
+                raise DataError(f"DALI failed on micro-batches {self.delivered}-{self._fed - 1} "
+                                f"although OpenCV decodes all of their views: {exc}") from None
+            log.warning("DALI failed on micro-batch %d or a prefetched one; replaying from "
+                        "there with each view decoded by OpenCV first", self.delivered)
+            in_flight = self._fed - self.delivered
+            del self.pipe
+            self._start_pipe(screen=in_flight + 2)  # + what the new pipeline prefetches
+            return next(self)
+        self.delivered += 1
+        batch = {name: _to_torch(out) for name, out in zip(self.names, outs)}
+        for name, out in zip(("target_view", "index", "skipped"), outs[len(self.names):]):
+            batch[name] = _to_torch(out)
         return batch
+
+
+def _to_torch(batch) -> torch.Tensor:
+    """A dense DALI TensorList as a torch tensor on its device (one copy, on torch's current
+    stream for GPU data)."""
+    from nvidia.dali.plugin.pytorch.torch_utils import to_torch_tensor
+
+    return to_torch_tensor(batch.as_tensor(), copy=True)
