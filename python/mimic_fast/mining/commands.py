@@ -79,6 +79,9 @@ MINE_HELP = {
     # how the run is computed (may change between a run and its resumption)
     "engine": "'local' = processes on this machine, 'ray' = a Ray cluster",
     "workers": "local engine processes (1 = in this process)",
+    "chunk": "videos and frame folders with more sampled frames are split into work units of "
+             "this many, so workers share one long source (0 = never split); the dataset does "
+             "not depend on it",
     "ray_address": "Ray cluster address (default: an already started Ray, else a local one)",
     "device": "where candidates are evaluated ('auto' = cpu for now)",
     "strict": "exit 1 when any input, source or frame failed",
