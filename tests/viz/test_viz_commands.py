@@ -108,3 +108,20 @@ def test_demo_histogram_counts_the_candidates(tmp_path, monkeypatch):
     assert sorted(accepted) == sorted(r["overlap"] for r in read_index(dataset))
     assert len(candidates) > len(accepted) == summary["accepted"]
     assert kwargs.get("rejected") == read_summary(dataset)["rejected"]
+
+
+def test_show_refuses_a_key_that_is_no_file_name(mined_tum, tmp_path, monkeypatch, capsys):
+    """Keys come from index.jsonl, a user file; the default picture is named after one."""
+    import shutil
+
+    dataset = tmp_path / "ds"
+    shutil.copytree(mined_tum, dataset)
+    lines = (dataset / "index.jsonl").read_text().splitlines()
+    row = json.loads(lines[0])
+    row["key"] = "../escaped"
+    (dataset / "index.jsonl").write_text("\n".join([json.dumps(row)] + lines[1:]) + "\n")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert main(["show", str(dataset), "--index", "0"]) == 2
+    assert "is not a pair key" in capsys.readouterr().err
+    assert not (tmp_path / "escaped.png").exists() and not list((tmp_path / "cwd").iterdir())

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     which.add_argument("--random", action="store_true", help="a pair chosen at random")
     p.add_argument("--out", type=Path, default=None, metavar="PNG",
                    help="picture to write (default: ./KEY.png in the current directory)")
-    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--force", action="store_true", help="replace an existing picture")
     p.add_argument("--lines", type=int, default=0, metavar="N",
                    help="join N matches (evenly spread) by lines (default: %(default)s)")
     p.set_defaults(func=cmd_show)
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None, metavar="PNG",
                    help="plot to write (default: ./DATASETNAME-stats.png in the current "
                    "directory)")
-    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--force", action="store_true", help="replace an existing picture")
     p.set_defaults(func=cmd_stats)
 
     p = subparsers.add_parser(
@@ -86,6 +86,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     from mimic_fast.dataset.errors import DataError
     from mimic_fast.dataset.reader import read_index, read_sample
+    from mimic_fast.dataset.schema import check_member_key
     from mimic_fast.viz.correspondences import (
         draw_correspondences, pair_title, save_png, view_labels,
     )
@@ -103,6 +104,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             key = rows[n]["key"]
             if args.random:
                 print(f"pair {n} of {len(rows)}: {key}")
+        check_member_key(key)  # a key names a file here: no '/', no '.', not empty
         out = args.out if args.out is not None else Path(f"{key}.png")
         problem = _refuse_overwrite(out, args.force)
         if problem:

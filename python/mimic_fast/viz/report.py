@@ -197,8 +197,10 @@ def _page(ov, pairs: list[dict], per_page: int, version: str) -> str:
     nonce = secrets.token_urlsafe(16)
     s = ov.summary
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    shown = (f"{len(pairs)} of the {len(ov.rows)} pairs, evenly spread over the index"
-             if len(pairs) < len(ov.rows) else f"all {len(ov.rows)} pairs")
+    shown = (f"Pictures of {len(pairs)} of the {len(ov.rows)} pairs, evenly spread over the "
+             "index." if len(pairs) < len(ov.rows) else f"Pictures of all {len(ov.rows)} pairs.")
+    if not ov.rows:
+        shown = "The dataset has no pairs."
     data = {"perPage": per_page, "pairs": pairs}
     parts = [
         "<!DOCTYPE html>",
@@ -219,7 +221,7 @@ def _page(ov, pairs: list[dict], per_page: int, version: str) -> str:
         f'<img class="plot" src="{STATS_PNG}" alt="overlap histogram and rejection reasons">',
         f"<h2>Sources ({len(ov.sources)})</h2>", _sources_table(ov.sources),
         f"<h2>Errors ({len(s.get('errors', []))})</h2>", _errors_list(s.get("errors", [])),
-        f"<h2>Pairs</h2><p>Pictures of {_e(shown)}. Click a pair for its metadata. Same "
+        f"<h2>Pairs</h2><p>{_e(shown)} Click a pair for its metadata. Same "
         "colour = matched patches, grey = no match.</p>",
         '<nav class="pager"></nav><div id="gallery"></div><nav class="pager"></nav>',
         '<dialog id="pair-dialog"><button type="button" id="pair-close">close</button>'
@@ -233,10 +235,10 @@ def _page(ov, pairs: list[dict], per_page: int, version: str) -> str:
 
 def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset(),
            row_class=None) -> str:
-    out = ['<table class="rows"><tr>']
-    out += [f'<th{" class=n" if i in numeric else ""}>{_e(h)}</th>'
-            for i, h in enumerate(header)]
-    out.append("</tr>")
+    out = ['<table class="rows">']
+    if any(header):
+        out += ["<tr>"] + [f'<th{" class=n" if i in numeric else ""}>{_e(h)}</th>'
+                           for i, h in enumerate(header)] + ["</tr>"]
     for k, row in enumerate(rows):
         cls = row_class(k) if row_class else None
         out.append(f'<tr class="{_e(cls)}">' if cls else "<tr>")
