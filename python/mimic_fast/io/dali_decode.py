@@ -38,6 +38,7 @@ up to the cut).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -49,6 +50,7 @@ from mimic_fast.io.images import (
 )
 
 DEVICES = ("cpu", "gpu")
+CPU_VIDEO_CODECS = frozenset({"mjpeg", "vp8", "vp9"})  # the rest need NVDEC ("gpu")
 # What DALI fills frames past a video's end with: no decoder produces a frame of exactly this.
 _PAD_RGB = (1, 2, 3)
 
@@ -93,12 +95,13 @@ def _host(batch) -> list[np.ndarray]:
 
 
 def _first_line(exc: BaseException) -> str:
-    """The line of a DALI error that says what went wrong (its message is a page long)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith(("C++ context", "Current pipeline",
-                                                      "Critical error", "Error in", "File ",
-                                                      "which was used", "return ", "encountered"))]
-    return (useful or lines or [type(exc).__name__])[-1][:200]
+    """What a DALI error says went wrong, in one line (its message is a page long: the operator,
+    the graph's source line, then the cause after "encountered:")."""
+    text = str(exc)
+    cause = text.split("encountered:", 1)[-1].split("Current pipeline object", 1)[0]
+    cause = cause.split("C++ context", 1)[0]
+    cause = re.sub(r"\s*sample #\d+\s*", " ", " ".join(cause.split())).strip(" :")
+    return cause[:200] or type(exc).__name__
 
 
 # --- images --------------------------------------------------------------------------------------
@@ -243,6 +246,11 @@ def decode_video_frames(path: str | Path, indices: Sequence[int], device: str = 
     if w * h > max_pixels:
         raise FrameError(f"video frames too large: {w:g}x{h:g} = {w * h:g} pixels, over the "
                          f"limit of {max_pixels}")
+    if backend == "cpu":
+        codec = _video_codec(path)
+        if codec not in CPU_VIDEO_CODECS:
+            raise FrameError(f"DALI decodes {codec} video only on the GPU (NVDEC); on the CPU "
+                             f"only {', '.join(sorted(CPU_VIDEO_CODECS))}")
     if stream_frames is None:
         stream_frames = len(presentation_times(path))
     if max(indices) >= stream_frames:
@@ -278,13 +286,26 @@ def decode_video_frames(path: str | Path, indices: Sequence[int], device: str = 
     return frames
 
 
+def _video_codec(path: str | Path) -> str:
+    """The video stream's codec name as FFmpeg calls it (PyAV, no decoding)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return container.streams.video[0].codec_context.name
+    except (av.error.FFmpegError, IndexError, OSError) as exc:
+        raise FrameError(f"cannot open as a video: {exc}") from None
+
+
 def dali_sample_video(path: str | Path, interval: float = 1.0, stats: dict | None = None,
                       device: str = "cpu", device_id: int | None = None, *,
                       max_pixels: int = MAX_IMAGE_PIXELS) -> list:
     """:func:`mimic_fast.io.video.sample_video`'s samples (same times, same presentation
     indices: :func:`~mimic_fast.io.video.sample_plan` over the demuxed timestamps), decoded by
     DALI in one run. ``stats`` receives "nominal" (the container's frame count) and "decoded"
-    (frames the stream holds, by its demuxed packets: DALI decodes only those asked for).
+    (frames the stream holds, by its demuxed packets: DALI decodes only those asked for; for a
+    stream cut inside a frame, the frames up to the last sample before the cut, whose samples
+    are returned, as sample_video ends there).
     A list of :class:`~mimic_fast.io.video.VideoFrame`; FrameError as sample_video raises."""
     import math
 
@@ -312,6 +333,37 @@ def dali_sample_video(path: str | Path, interval: float = 1.0, stats: dict | Non
     if not plan:
         raise FrameError(f"shorter than one sample interval ({count:g} frames at {fps:g} fps, "
                          f"interval {interval:g} s)")
-    frames = decode_video_frames(path, [i for i, _ in plan], device, device_id,
-                                 max_pixels=max_pixels, stream_frames=len(times))
+    def decode(part):
+        return decode_video_frames(path, [i for i, _ in part], device, device_id,
+                                   max_pixels=max_pixels, stream_frames=len(times))
+
+    try:
+        frames = decode(plan)
+    except FrameError:
+        # A stream cut inside a frame: OpenCV's sample_video ends before that frame, DALI
+        # fails the whole run. Find the first sample DALI cannot decode (by bisection, as
+        # after a cut every later one fails too) and keep the ones before it.
+        if len(plan) == 1:
+            raise
+        try:
+            decode(plan[-1:])
+            last_decodes = True  # the damage is not a cut: report it
+        except FrameError:
+            last_decodes = False
+        if last_decodes:
+            raise
+        ok, bad = -1, len(plan) - 1
+        while bad - ok > 1:
+            mid = (ok + bad) // 2
+            try:
+                decode(plan[mid:mid + 1])
+                ok = mid
+            except FrameError:
+                bad = mid
+        if bad == 0:
+            raise
+        plan = plan[:bad]
+        frames = decode(plan)
+        if stats is not None:  # frames up to the last one decoded (a lower bound)
+            stats["decoded"] = plan[-1][0] + 1
     return [VideoFrame(i, t, rgb) for (i, t), rgb in zip(plan, frames)]
