@@ -71,6 +71,20 @@ def test_resume_is_exact(mined_tum):
     assert_same_batches(dali_batches(index, 2, start_batches=3), full[3:])
 
 
+def test_augmented_batches_keep_the_pairs_and_are_reproducible(mined_tum):
+    index = open_index(mined_tum)
+    first, again = (dali_batches(index, 2, img_size=96, augment=True) for _ in range(2))
+    plain = cpu_batches(index, 2, img_size=96)
+    for a, b, c in zip(first, again, plain):
+        for name in FIELDS:
+            np.testing.assert_array_equal(a[name], b[name])  # same seed: same batches
+        for name in ("target_view", "index", "skipped"):
+            np.testing.assert_array_equal(a[name], c[name])  # the CPU reader's pairs
+        assert a["target"].shape == (B, 3, 96, 96) and a["target"].dtype == np.uint8
+        # crops and colours were applied: far from the plain resized views
+        assert np.abs(a["target"].astype(np.int16) - c["target"]).mean() > 10
+
+
 def _flip_view_bytes(dataset, row: int):
     """Flip bytes inside view 0 of pair ``row`` (the tar structure stays intact)."""
     index = open_index(dataset)

@@ -24,7 +24,8 @@ Differences from the CPU path (documented, by design):
 * resizing is DALI's (linear with antialiasing) rather than OpenCV's INTER_AREA / INTER_LINEAR:
   a grey level or two apart where views are resized (none when they are at ``img_size``);
 * augmentation (random resized crop, colour twist) draws from DALI's generator, seeded by
-  ``seed``: deterministic per (seed, start position), but not the CPU path's crops and colours;
+  (seed, rank, start position): reproducible, but not the CPU path's crops and colours, and a
+  resumed run's draws differ from the uninterrupted run's (its pairs and views do not);
 * no patch masks in the batch: the trainer draws them on its device.
 """
 
@@ -191,7 +192,7 @@ class DaliPairs:
             return fn.transpose(img, perm=[2, 0, 1])  # HWC -> CHW, uint8
 
         @pipeline_def(batch_size=self.batch_size, num_threads=self.num_threads,
-                      device_id=self.device_id, seed=self.seed % 2**31 + self.delivered,
+                      device_id=self.device_id, seed=self._graph_seed(),
                       prefetch_queue_depth=2, exec_dynamic=True)
         def graph():
             outs = fn.external_source(source=self._feed, num_outputs=len(self.names) + 3,
@@ -201,6 +202,10 @@ class DaliPairs:
         pipe = graph()
         pipe.build()
         return pipe
+
+    def _graph_seed(self) -> int:
+        """DALI's generator (augmentations only): one stream per (seed, rank, start)."""
+        return (self.seed * 1_000_003 + self.rank * 7919 + self.delivered) % 2**31
 
     # --- batches ----------------------------------------------------------------------------
     def __iter__(self):
