@@ -75,7 +75,7 @@ def test_report_in_chromium(report, mined_tum, tmp_path):
     assert [t["src"] for t in thumbs] == ["pairs/000000.jpg", "pairs/000001.jpg",
                                           "pairs/000002.jpg"]
     pixels = np.asarray(Image.open(shot).convert("RGB"))
-    assert pixels.shape[:2] == (1600, 1280) and pixels.std() > 20  # not a blank page
+    assert pixels.shape[1] == 1280 and pixels.shape[0] >= 1000 and pixels.std() > 20
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1000  # pictures, not just text
 
     last = len(rows) - 1  # its pair's metadata on #pair=N (as a click opens it)

@@ -6,7 +6,8 @@ of the sources (from their manifests), the errors, and a gallery of pairs, a pag
 each with its correspondence picture (``pairs/NNNNNN.jpg``, NNNNNN = the pair's position in
 index.jsonl) and its metadata on click. Style and script are inlined
 (:mod:`mimic_fast.viz.report_assets`); a Content-Security-Policy with a fresh nonce lets
-only them run and only local pictures load.
+only them run and only local pictures load (``'self'``, and ``file:`` for browsers whose
+``'self'`` does not cover a page opened from a file).
 
 Everything shown comes from user files (paths, keys, error texts), so every text is
 HTML-escaped in the page and the pairs' JSON block has ``<``, ``>`` and ``&`` escaped.
@@ -208,7 +209,7 @@ def _page(ov, pairs: list[dict], per_page: int, version: str) -> str:
         f'<meta name="generator" content="{GENERATOR}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        f"img-src 'self'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
+        f"img-src 'self' file:; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
         "base-uri 'none'; form-action 'none'\">",
         f"<title>{_e(ov.name)}: mimic-fast report</title>",
         f'<style nonce="{nonce}">{STYLE}</style></head><body>',
@@ -216,6 +217,9 @@ def _page(ov, pairs: list[dict], per_page: int, version: str) -> str:
         f'<p class="sub">{_e(ov.path.resolve())} &middot; mimic-fast {_e(version)} report, '
         f"{_e(when)}</p>",
         "<h2>Summary</h2>", _summary_table(ov),
+        "<details><summary>Mining settings (config.json)</summary>",
+        _table(["setting", "value"], [[k, _text(v)] for k, v in
+                                      ov.config.get("mining", {}).items()]), "</details>",
         "<h2>Rejection reasons</h2>", _reasons_table(s),
         "<h2>Overlap</h2>",
         f'<img class="plot" src="{STATS_PNG}" alt="overlap histogram and rejection reasons">',
