@@ -150,6 +150,25 @@ def test_report_folder_rules(report, mined_tum, tmp_path, capsys):
     n = len(read_index(mined_tum))
     assert sorted(p.name for p in (again / "pairs").iterdir()) == [
         "000000.jpg", f"{n - 1:06d}.jpg"]  # evenly spread: the first and the last
+    (again / "index.html").unlink()  # as if stopped before the page: taken over
+    assert main(["report", str(mined_tum), "--out", str(again), "--max-pairs", "1"]) == 0
+    (again / "pairs" / "holiday.jpg").write_bytes(b"mine")  # not a picture of ours: refused
+    assert main(["report", str(mined_tum), "--out", str(again)]) == 2
+    assert "e.g. pairs" in capsys.readouterr().err
+    assert (again / "pairs" / "holiday.jpg").read_bytes() == b"mine"
+
+
+def test_a_damaged_dataset_is_one_line_naming_verify(mined_tum, tmp_path, capsys):
+    dataset = tmp_path / "ds"
+    shutil.copytree(mined_tum, dataset)
+    shard = dataset / read_index(dataset)[0]["shard"]
+    data = bytearray(shard.read_bytes())
+    data[5000] ^= 0xFF  # inside the first pair's view 1
+    shard.write_bytes(bytes(data))
+    assert main(["report", str(dataset), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not match its recorded sha256" in err
+    assert "mimic-fast verify" in err
 
 
 def test_report_default_folder_is_in_the_dataset(mined_tum, tmp_path, capsys):

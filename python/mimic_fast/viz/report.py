@@ -12,8 +12,9 @@ only them run and only local pictures load (``'self'``, and ``file:`` for browse
 Everything shown comes from user files (paths, keys, error texts), so every text is
 HTML-escaped in the page and the pairs' JSON block has ``<``, ``>`` and ``&`` escaped.
 
-The output folder must be new, empty, or an earlier report (its index.html says so):
-a folder of other files is refused. The index.html is written last, atomically.
+The output folder must be new, empty, or hold only what this command writes (an earlier
+report, finished or not: its index.html says it is one): a folder of other files is
+refused. The index.html is written last, atomically.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -83,24 +85,32 @@ def write_report(dataset: str | Path, out: str | Path | None = None, per_page: i
 
 # --- the output folder -------------------------------------------------------------------------
 def _claim_folder(out: Path) -> None:
-    """Create ``out`` or take over an earlier report there (its old pictures removed);
-    refuse anything else."""
+    """Create ``out`` or take over an earlier report there, finished or not (its old
+    pictures removed); refuse a folder holding anything else."""
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        page = out / "index.html"
-        try:
-            ours = f'<meta name="generator" content="{GENERATOR}">' in page.read_text(
-                encoding="utf-8", errors="replace")
-        except OSError:
-            ours = False
-        if not ours:
-            raise ReportError(f"{out} holds files that are not a mimic-fast report; "
-                              "choose another --out")
+    if out.is_dir():
+        strange = [p.name for p in out.iterdir() if not _ours(p)]
+        if strange:
+            raise ReportError(f"{out} holds files that are not a mimic-fast report (e.g. "
+                              f"{strange[0]}); choose another --out")
         for p in (out / PICTURES).glob("*.jpg"):
-            if p.stem.isdigit():
-                p.unlink()
+            p.unlink()
     (out / PICTURES).mkdir(parents=True, exist_ok=True)
+
+
+def _ours(path: Path) -> bool:
+    """A file this command writes: the page (saying it is a report), its temporary, the
+    plot, the pictures' folder holding pictures only."""
+    if path.name == "index.html":
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        return f'<meta name="generator" content="{GENERATOR}">' in text
+    if path.name == PICTURES and path.is_dir():
+        return all(re.fullmatch(r"[0-9]{6}\.jpg", p.name) for p in path.iterdir())
+    return path.name in (".index.html.tmp", STATS_PNG) and path.is_file()
 
 
 def _spread(n: int, most: int) -> list[int]:
