@@ -188,12 +188,14 @@ class DaliPairs:
                     saturation=fn.random.uniform(range=[max(0.0, 1 - s), 1 + s]),
                     hue=fn.random.uniform(range=[-h * 360, h * 360]))
             else:
-                img = fn.resize(img, size=[size, size])
+                stored = fn.peek_image_shape(encoded)  # from the header: [h, w, c]
+                if (stored[0] != size) | (stored[1] != size):  # at size already: no resampling
+                    img = fn.resize(img, size=[size, size])  # (it would cost 5x the decode)
             return fn.transpose(img, perm=[2, 0, 1])  # HWC -> CHW, uint8
 
         @pipeline_def(batch_size=self.batch_size, num_threads=self.num_threads,
                       device_id=self.device_id, seed=self._graph_seed(),
-                      prefetch_queue_depth=2, exec_dynamic=True)
+                      prefetch_queue_depth=2, exec_dynamic=True, enable_conditionals=True)
         def graph():
             outs = fn.external_source(source=self._feed, num_outputs=len(self.names) + 3,
                                       batch=True)
