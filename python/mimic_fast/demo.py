@@ -4,7 +4,8 @@
    astronaut, shipped with the package) is written as ``OUT/sample/camera_path.mp4``, mined
    with ``mimic-fast mine`` defaults into ``OUT/dataset`` (WebDataset shards, index, summary),
    and the first pair is drawn to ``OUT/pair.png`` with its patch correspondences, plus the
-   overlap histogram ``OUT/overlap_hist.png``. Because the path is generated, the true
+   stats plot ``OUT/overlap_hist.png`` (every candidate's overlap against the accepted
+   pairs', the keep band shaded, and the rejection reasons). Because the path is generated, the true
    homographies are known; the demo prints how far the mined ones are from them.
 2. Patch overlap on real ground-truth homographies (HPatches v_birdwoman and Oxford graf,
    from ../shared/data when present) and on warps of the astronaut photo, with pictures in
@@ -100,7 +101,8 @@ def overlap_pictures(out: Path, data: Path) -> int:
     for i, p in enumerate(pairs):
         keep = bool(mimic_fast.keep_pair(res.overlap[i]))
         title = f"{p['name']}: overlap {res.overlap[i]:.3f} ({'kept' if keep else 'rejected'})"
-        img = draw_correspondences(p["view1"], p["view2"], res.correspondences[i], title=title)
+        img = draw_correspondences(p["view1"], p["view2"], res.correspondences[i], title=title,
+                                   labels=("view 1", "view 2 (H maps view 1 here)"))
         png = save_png(img, out / f"{p['name']}.png")
         rows.append({"pair": p["name"], "overlap": float(res.overlap[i]),
                      "counts": res.counts[i].tolist(), "kept": keep, "picture": str(png)})
