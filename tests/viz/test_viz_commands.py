@@ -21,21 +21,24 @@ def _view_width(png) -> int:
 
 def test_show_by_index_random_and_key_named_after_the_key(mined_tum, tmp_path, monkeypatch,
                                                           capsys):
-    monkeypatch.chdir(tmp_path)
     rows = read_index(mined_tum)
     before = sorted(p.name for p in mined_tum.rglob("*"))
-    assert main(["show", str(mined_tum), "--index", "2"]) == 0
-    png = tmp_path / f"{rows[2]['key']}.png"
-    assert f"wrote {png.name}" in capsys.readouterr().out
-    assert _view_width(png) >= 2 * 448
-    assert main(["show", str(mined_tum), rows[3]["key"], "--lines", "5"]) == 0
-    assert (tmp_path / f"{rows[3]['key']}.png").is_file()
-    assert main(["show", str(mined_tum), "--random"]) in (0, 2)  # 2: it drew an existing one
-    out = capsys.readouterr()
-    n = int(re.search(r"pair (\d+) of (\d+)", out.out)[1])
-    assert (tmp_path / f"{rows[n]['key']}.png").is_file()
-    assert main(["show", str(mined_tum)]) == 0  # no choice: the first pair
-    assert (tmp_path / f"{rows[0]['key']}.png").is_file()
+
+    def show(*args) -> set[str]:  # in a fresh current directory: the files it wrote
+        cwd = tmp_path / str(len(list(tmp_path.iterdir())))
+        cwd.mkdir()
+        monkeypatch.chdir(cwd)
+        assert main(["show", str(mined_tum), *args]) == 0
+        return {p.name for p in cwd.iterdir()}
+
+    assert show("--index", "2") == {f"{rows[2]['key']}.png"}
+    assert f"wrote {rows[2]['key']}.png" in capsys.readouterr().out
+    assert show(rows[3]["key"], "--lines", "5") == {f"{rows[3]['key']}.png"}
+    assert show() == {f"{rows[0]['key']}.png"}  # no choice: the first pair
+    drawn = show("--random")
+    n = int(re.search(r"pair (\d+) of (\d+)", capsys.readouterr().out)[1])
+    assert drawn == {f"{rows[n]['key']}.png"}
+    assert all(_view_width(p) >= 2 * 448 for p in tmp_path.glob("*/*.png"))
     assert sorted(p.name for p in mined_tum.rglob("*")) == before  # nothing in the dataset
 
 
