@@ -10,6 +10,7 @@ every two neighbouring patches apart (random colours gave near-duplicates side b
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,8 +198,9 @@ def _draw_legend(canvas, draw, box: Box, font, n_matches: int, n_lines: int) -> 
     swatch = np.repeat(np.repeat(swatch, 4, axis=0), 4, axis=1)
     canvas.paste(Image.fromarray(swatch), (x0, y0 + 4))
     draw.text((x0 + sw + 10, y0 + 2),
-              f"same colour = matched patches ({n_matches}); the colour is the view-1 patch's "
-              "position (hue: column, lightness: row)", font=font, fill=_TEXT)
+              _fit(f"same colour = matched patches ({n_matches}); the colour is the view-1 "
+                   "patch's position (hue: column, lightness: row)", font, x1 - x0 - sw - 10),
+              font=font, fill=_TEXT)
     draw.rectangle([x0 + sw + 10, y0 + 28, x0 + sw + 30, y0 + 44], fill=NO_MATCH_GREY)
     text = "grey = no match in the other view"
     if n_lines:
@@ -207,6 +209,7 @@ def _draw_legend(canvas, draw, box: Box, font, n_matches: int, n_lines: int) -> 
               fill=_TEXT)
 
 
+@functools.lru_cache(maxsize=None)
 def _font(size: int):
     """DejaVu Sans (shipped with matplotlib, a dependency) at ``size`` px."""
     import matplotlib
