@@ -27,7 +27,7 @@ presentation index it stands for, else :class:`NotSeekable` is raised and the ca
 the whole video instead (files like ``box.mp4``, whose frames carry decode-order timestamps,
 always go that way). PyAV converts with the same swscale call OpenCV makes (yuv420p to BGR24,
 no scaling): bit-identical pixels on the shared videos and the H.264 B-frame and MPEG-4 test
-videos (tested); other pixel formats are not split (their conversion is not verified).
+videos (tested); other codecs and pixel formats are not split (not verified).
 """
 
 from __future__ import annotations
@@ -85,7 +85,12 @@ def sample_plan(times: np.ndarray, fps: float, frame_count: float,
     return plan
 
 
-SPLITTABLE_PIXEL_FORMATS = frozenset({"yuv420p"})  # PyAV's conversion == OpenCV's (tested)
+# What a seek-and-decode is verified on (tests/io/test_io_video_spans.py): codecs whose
+# decoders give the same pixels in OpenCV's FFmpeg and PyAV's (H.264 is bit-exact by its
+# standard; MPEG-4 part 2 leaves the IDCT to the decoder, checked on textured frames here), and
+# the pixel format whose conversion to BGR24 is the same in both.
+SPLITTABLE_CODECS = frozenset({"h264", "mpeg4"})
+SPLITTABLE_PIXEL_FORMATS = frozenset({"yuv420p"})
 
 
 class NotSeekable(Exception):
@@ -100,13 +105,14 @@ class Demux:
     pts: np.ndarray  # [F] int64 packet timestamps (stream time base), sorted: pts[n] is the
     # n-th frame shown; empty when some packet has none
     keyframes: np.ndarray  # [K] presentation indices of the keyframe packets, ascending
+    codec: str
     pixel_format: str | None
 
     @property
     def seekable(self) -> bool:
-        """Every frame identifiable by a unique timestamp, and a verified conversion."""
+        """Every frame identifiable by a unique timestamp; a verified codec and conversion."""
         return (len(self.pts) == len(self.times) > 0 and len(self.keyframes) > 0
-                and bool(np.all(np.diff(self.pts) > 0))
+                and bool(np.all(np.diff(self.pts) > 0)) and self.codec in SPLITTABLE_CODECS
                 and self.pixel_format in SPLITTABLE_PIXEL_FORMATS)
 
 
@@ -125,6 +131,7 @@ def demux(path: str | Path) -> Demux:
             time_base = float(stream.time_base)
             fmt = stream.codec_context.format
             pixel_format = fmt.name if fmt is not None else None
+            codec = stream.codec_context.name
     except (av.error.FFmpegError, IndexError, OSError) as exc:
         raise FrameError(f"cannot read the video's timestamps: {exc}") from None
     pts = np.array(sorted(p for p, _ in packets if p is not None), np.int64)
@@ -134,10 +141,10 @@ def demux(path: str | Path) -> Demux:
         pts, keys = np.zeros(0, np.int64), np.zeros(0, np.int64)
         step = float(np.median(np.diff(known))) if len(known) > 1 else 0.0
         if step <= 0:
-            return Demux(np.zeros(0), pts, keys, pixel_format)
+            return Demux(np.zeros(0), pts, keys, codec, pixel_format)
         start = known[0] if len(known) else 0.0
         known = start + step * np.arange(len(packets))
-    return Demux(known - known[0] if len(known) else known, pts, keys, pixel_format)
+    return Demux(known - known[0] if len(known) else known, pts, keys, codec, pixel_format)
 
 
 def presentation_times(path: str | Path) -> np.ndarray:

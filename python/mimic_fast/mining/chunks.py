@@ -71,10 +71,12 @@ class Plan:
     chunks: list[ChunkTask]  # empty: mined in one piece
 
 
-def plan_source(task, chunk: int) -> Plan:
-    """How ``task`` (a SourceTask) is mined: split into chunks of ``chunk`` positions when it
-    has more than one chunk's worth (videos and frame folders; ``chunk`` 0: never), and its
-    estimated work. Problems found here are left to the unsplit mining, which records them."""
+def plan_source(task, chunk: int, workers: int = 1) -> Plan:
+    """How ``task`` (a SourceTask) is mined: split into chunks of at most ``chunk`` positions
+    when it has more than that (videos and frame folders; ``chunk`` 0: never), into equal
+    chunks whose number is a multiple of ``workers`` (a lone long source then keeps every
+    worker busy to the end); and its estimated work. Problems found here are left to the
+    unsplit mining, which records them."""
     source, cfg = task.source, task.config
     try:
         if source.kind == "video":
@@ -100,9 +102,11 @@ def plan_source(task, chunk: int) -> Plan:
     estimate = max(n - 1, 0)
     if chunk <= 0 or estimate <= chunk or (source.kind == "video" and spans is None):
         return Plan(estimate, [])
+    count = -(-estimate // chunk)
+    count = min(-(-count // workers) * workers, estimate)  # sizes differ by one at most
+    bounds = [estimate * k // count for k in range(count + 1)]
     chunks = []
-    for number, start in enumerate(range(0, n - 1, chunk)):
-        stop = min(start + chunk, n - 1)
+    for number, (start, stop) in enumerate(zip(bounds, bounds[1:])):
         last = min(stop + 2, n)  # views start .. stop + 1
         chunks.append(ChunkTask(
             task.out, task.index, source, cfg, number, start, stop, n,
@@ -230,7 +234,8 @@ def assemble(task, parts: list[dict]) -> dict:
     files: dict[int, object] = {}
     try:
         for v in formed:
-            out.add(v.entry["frames"], v.overlap, v.reason, lambda: _sample(v, files, task))  # noqa: B023
+            out.add(v.entry["frames"], v.overlap, v.reason,
+                    lambda: _sample(v, files, task))  # noqa: B023 (called at once)
         shard = out.writer.commit()
     except BaseException:
         out.fail()

@@ -17,7 +17,7 @@ class Progress:
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=done, unit="cand", unit_scale=True,
+            self._bar = tqdm(total=total, initial=done, unit="cand",
                              desc="mining", dynamic_ncols=True, smoothing=0.1)
             self._postfix()
 

@@ -106,7 +106,9 @@ class _Work:
         from mimic_fast.mining import chunks
 
         self.sources = {t.index: t for t in todo}
-        self.plans = {t.index: chunks.plan_source(t, getattr(options, "chunk", 0)) for t in todo}
+        workers = options.workers if options.engine == "local" else 1
+        self.plans = {t.index: chunks.plan_source(t, getattr(options, "chunk", 0), workers)
+                      for t in todo}
         self.parts: dict[int, dict[int, dict]] = {}  # source -> chunk -> landed part
         self.whole: set[int] = set()  # sources asked for whole after a chunk said so
         self.units: list = []
@@ -156,11 +158,11 @@ class _Work:
             return []  # its source is (being) mined whole
         if result["status"] != "done":
             self._mine_whole(index, f"chunk {result['chunk']}: {result['reason']}")
-            return [self.redo.pop()]
-        self.parts[index][result["chunk"]] = result
-        manifest = self._assemble_if_complete(index)
-        if manifest is not None:
-            self.on_source_done(manifest)
+        else:
+            self.parts[index][result["chunk"]] = result
+            manifest = self._assemble_if_complete(index)
+            if manifest is not None:
+                self.on_source_done(manifest)
         redo, self.redo = self.redo, []
         return redo
 
