@@ -32,6 +32,9 @@ Layout of a dataset folder ``DIR`` (everything a reader needs is in the tar shar
                              "sha256"), the shard's "shard_members", "shard_bytes" and
                              "shard_sha256" (null without a shard) and every candidate's
                              overlap (stats).
+    DIR/_parts/              while mining only: the parts of sources split into chunks
+                             (:mod:`mimic_fast.mining.chunks`), reused by a rerun, removed when
+                             every source has landed; never read as data.
 
 Each sample in a shard is three tar members, in this order, with key
 ``<source id>-<frame i, 6+ digits>-<frame j, 6+ digits>`` (source id = 16 hex digits of
