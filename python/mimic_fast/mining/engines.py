@@ -4,15 +4,16 @@ or a chunk of one) and report each result as it lands.
 - ``run_serial``: in this process (local engine with one worker; easiest to debug); the only
   one that reports progress within a unit (``on_progress``).
 - ``run_local``: a process pool (forkserver: workers start clean, no inherited threads),
-  bounded submission, one core per worker, largest sources first (:mod:`.schedule`);
+  bounded submission, one core per worker, largest units first (:mod:`.schedule`);
   workers (and their forkserver) end when the driver dies (:mod:`mimic_fast._lifeline`). A
-  worker that dies (e.g. a decoder segfault) breaks the pool; its in-flight sources are
-  retried one by one in fresh single-process pools so the culprit is found and recorded as
-  failed, the others finish normally.
-- ``run_ray``: one Ray task per source (num_cpus=1), submitted largest first; a task whose
+  worker that dies (e.g. a decoder segfault) breaks the pool; its in-flight units are
+  retried one by one in fresh single-process pools so the culprit is found: a source is
+  recorded as failed, a chunk asks for its source whole (where a second crash names it);
+  the others finish normally.
+- ``run_ray``: one Ray task per unit (num_cpus=1), submitted largest first; a task whose
   worker dies twice, or that Ray fails otherwise (any ``RayError``: out of memory, node
-  died, object lost), is recorded as failed. Workers write the dataset folder directly, so
-  on a multi-node cluster it must be on a shared filesystem.
+  died, object lost), counts as a dead worker (as above). Workers write the dataset folder
+  directly, so on a multi-node cluster it must be on a shared filesystem.
 
 ``on_done(result)`` is called in the driver for every finished unit and returns the units it
 asks for next (a source to mine whole when a chunk could not stand for its part), which are
@@ -76,7 +77,7 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone) -> list:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["mimic_fast.mining.worker", "mimic_fast.mining.chunks"])
     todo = list(reversed(tasks))
-    running: dict = {}  # future -> task, until its manifest is handed to on_done
+    running: dict = {}  # future -> task, until its result is handed to on_done
     completed = 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
                              initargs=(process_identity(),)) as pool:
@@ -89,13 +90,13 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone) -> list:
                 broken = False
                 for fut in sorted(done, key=lambda f: running[f].index):
                     try:
-                        manifest = fut.result()
+                        result = fut.result()
                     except BrokenProcessPool:
                         broken = True  # stays in `running`: the culprit is among these
                         continue
                     del running[fut]
                     completed += 1
-                    todo.extend(reversed(on_done(manifest) or []))
+                    todo.extend(reversed(on_done(result) or []))
                 if broken:
                     raise BrokenProcessPool("a worker process died")
         except BrokenProcessPool:
@@ -142,13 +143,13 @@ def run_ray(tasks: list, address: str | None, on_done: OnDone) -> None:
             ready, pending = ray.wait(pending, num_returns=1)
             ref = ready[0]
             try:
-                manifest = ray.get(ref)
+                result = ray.get(ref)
             except ray.exceptions.RayError as exc:  # crashed, OOM-killed, node died, lost...
                 cause = getattr(exc, "cause", None)  # a RayTaskError wraps the task's exception
                 if is_out_of_space(cause):
                     raise cause from None  # no fault of the source: stop, as the pool does
-                manifest = unit_died(refs[ref], f"Ray task failed: {type(exc).__name__}")
-            for task in on_done(manifest) or []:
+                result = unit_died(refs[ref], f"Ray task failed: {type(exc).__name__}")
+            for task in on_done(result) or []:
                 ref = remote.remote(task, driver)
                 refs[ref] = task
                 pending.append(ref)
