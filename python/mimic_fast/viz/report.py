@@ -127,23 +127,27 @@ def _draw_pairs(ov, folder: Path, chosen: list[int], lines: int, quality: int) -
     from mimic_fast.dataset.reader import iter_samples
     from mimic_fast.viz.correspondences import draw_correspondences, pair_title, view_labels
 
+    from tqdm import tqdm
+
     want = set(chosen)
     pairs = []
     if not want:
         return pairs
-    for n, s in enumerate(iter_samples(ov.path)):
-        if n not in want:
-            continue
-        m = s.meta
-        fig = draw_correspondences(s.view1, s.view2, m["correspondences"],
-                                   patch_size=int(m.get("patch_size") or 16),
-                                   title=pair_title(m), labels=view_labels(m), lines=lines)
-        name = f"{n:06d}.jpg"
-        Image.fromarray(fig.image).save(folder / name, quality=quality)
-        pairs.append({"n": n, "key": str(s.key), "picture": f"{PICTURES}/{name}",
-                      "caption": _caption(m), "meta": _meta_rows(s.key, m)})
-        if len(pairs) == len(want):
-            break
+    with tqdm(total=len(want), unit="pair", desc="drawing", disable=None) as bar:  # no tty: off
+        for n, s in enumerate(iter_samples(ov.path)):
+            if n not in want:
+                continue
+            bar.update()
+            m = s.meta
+            fig = draw_correspondences(s.view1, s.view2, m["correspondences"],
+                                       patch_size=int(m.get("patch_size") or 16),
+                                       title=pair_title(m), labels=view_labels(m), lines=lines)
+            name = f"{n:06d}.jpg"
+            Image.fromarray(fig.image).save(folder / name, quality=quality)
+            pairs.append({"n": n, "key": str(s.key), "picture": f"{PICTURES}/{name}",
+                          "caption": _caption(m), "meta": _meta_rows(s.key, m)})
+            if len(pairs) == len(want):
+                break
     return pairs
 
 
