@@ -102,6 +102,7 @@ class DaliPairs:
         self.delivered = start_batches  # micro-batches handed out (the position)
         self._bad: dict[int, str] = {}  # index row -> why its bytes are unusable (this process)
         self._feed_error: DataError | None = None
+        self._held = None  # the last batch's DALI outputs
         self._start_pipe(screen=0)
         log.info("DALI decoding (%s) of %d pairs, from micro-batch %d", device, len(index),
                  start_batches)
@@ -215,7 +216,8 @@ class DaliPairs:
 
     def __next__(self) -> dict:
         try:
-            outs = self.pipe.run()
+            # GPU outputs are made ready on torch's current stream, where they are copied
+            outs = self.pipe.run(torch.cuda.current_stream() if self.device == "gpu" else None)
         except RuntimeError as exc:
             if self._feed_error is not None:
                 raise self._feed_error from None
@@ -233,6 +235,7 @@ class DaliPairs:
         batch = {name: _to_torch(out) for name, out in zip(self.names, outs)}
         for name, out in zip(("target_view", "index", "skipped"), outs[len(self.names):]):
             batch[name] = _to_torch(out)
+        self._held = outs  # DALI's buffers outlive the (asynchronous) copies out of them
         return batch
 
 
