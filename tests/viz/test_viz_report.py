@@ -122,13 +122,17 @@ def test_html_in_paths_and_errors_is_shown_as_text(shared_data, tmp_path):
     page = r.page.read_text()
     assert NASTY not in page and "<svg" not in page
     assert html.escape(NASTY) in page
-    loaded = load_page(r.page.resolve().as_uri(), tmp_path)
+    loaded = load_page(r.page.resolve().as_uri() + "#pair=0", tmp_path)  # metadata open
     assert loaded.console == []  # nothing ran, nothing was blocked
     dom = _Elements(loaded.dom)
     assert not dom.find("img", src="x") and not dom.find("svg")
     assert len(dom.find("img", class_="thumb")) == r.pictures > 0
-    # the page's text: the names as they are
-    assert NASTY in html.unescape(re.sub(r"<[^>]*>", " ", loaded.dom.split("<script")[0]))
+    assert dom.find("dialog", id="pair-dialog")[0].get("open") == ""
+    # the page's text, tables and the pair's metadata alike: the names as they are
+    text = html.unescape(re.sub(r"<[^>]*>", " ", loaded.dom.split("<script")[0]))
+    assert NASTY in text
+    detail = loaded.dom.split('id="pair-detail"')[1].split("</dialog>")[0]
+    assert NASTY in html.unescape(re.sub(r"<[^>]*>", " ", detail))
 
 
 def test_report_folder_rules(report, mined_tum, tmp_path, capsys):
