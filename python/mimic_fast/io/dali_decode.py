@@ -51,12 +51,16 @@ from mimic_fast.io.images import (
 
 DEVICES = ("cpu", "gpu")
 CPU_VIDEO_CODECS = frozenset({"mjpeg", "vp8", "vp9"})  # the rest need NVDEC ("gpu")
-# What DALI fills frames past a video's end with: no decoder produces a frame of exactly this.
+# What DALI fills frames past a video's end with: no real frame is this one colour throughout.
 _PAD_RGB = (1, 2, 3)
 
 
 class DaliUnavailable(RuntimeError):
     """DALI was asked for but cannot run here."""
+
+
+class _DaliRunFailed(FrameError):
+    """DALI itself failed on a video (rather than a check before it)."""
 
 
 def dali_missing(need_gpu: bool) -> str | None:
@@ -273,7 +277,8 @@ def decode_video_frames(path: str | Path, indices: Sequence[int], device: str = 
         (out,) = pipe.run()
         frames = _host(out)[0]
     except RuntimeError as exc:
-        raise FrameError(f"cannot decode video with DALI ({device}): {_first_line(exc)}") from None
+        raise _DaliRunFailed(f"cannot decode video with DALI ({device}): "
+                             f"{_first_line(exc)}") from None
     finally:
         del pipe
     if frames.shape[0] != len(indices) or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -333,13 +338,14 @@ def dali_sample_video(path: str | Path, interval: float = 1.0, stats: dict | Non
     if not plan:
         raise FrameError(f"shorter than one sample interval ({count:g} frames at {fps:g} fps, "
                          f"interval {interval:g} s)")
+
     def decode(part):
         return decode_video_frames(path, [i for i, _ in part], device, device_id,
                                    max_pixels=max_pixels, stream_frames=len(times))
 
     try:
         frames = decode(plan)
-    except FrameError:
+    except _DaliRunFailed:
         # A stream cut inside a frame: OpenCV's sample_video ends before that frame, DALI
         # fails the whole run. Find the first sample DALI cannot decode (by bisection, as
         # after a cut every later one fails too) and keep the ones before it.
@@ -348,7 +354,7 @@ def dali_sample_video(path: str | Path, interval: float = 1.0, stats: dict | Non
         try:
             decode(plan[-1:])
             last_decodes = True  # the damage is not a cut: report it
-        except FrameError:
+        except _DaliRunFailed:
             last_decodes = False
         if last_decodes:
             raise
@@ -358,7 +364,7 @@ def dali_sample_video(path: str | Path, interval: float = 1.0, stats: dict | Non
             try:
                 decode(plan[mid:mid + 1])
                 ok = mid
-            except FrameError:
+            except _DaliRunFailed:
                 bad = mid
         if bad == 0:
             raise
