@@ -43,35 +43,40 @@ def descriptors(pyr: Pyramid, octave, b, layer, x, y, scale, angle) -> torch.Ten
         radius = torch.minimum(torch.round(hist_width * (math.sqrt(2.0) * (d + 1) * 0.5)).long(),
                                diag)
         row, col = torch.round(y).long(), torch.round(x).long()
-        for sel, di, dj, dx, dy, inside in window_gradients(pyr, octave, b, layer, row, col,
-                                                             radius, SAMPLE_BUDGET):
-            hist[sel] = _vote(hist[sel], di.float(), dj.float(), dx, dy, inside,
-                              cos_t[sel].unsqueeze(1), sin_t[sel].unsqueeze(1),
-                              ori[sel].unsqueeze(1))
+
+        def in_grid(points, di, dj):  # OpenCV's rbin, cbin in (-1, d)
+            ct, st = cos_t[points].unsqueeze(1), sin_t[points].unsqueeze(1)
+            rbin = dj * st + di * ct + (d // 2 - 0.5)
+            cbin = dj * ct - di * st + (d // 2 - 0.5)
+            return (rbin > -1) & (rbin < d) & (cbin > -1) & (cbin < d)
+
+        flat = hist.view(-1)
+        for point, di, dj, dx, dy in window_gradients(pyr, octave, b, layer, row, col, radius,
+                                                      SAMPLE_BUDGET, keep=in_grid):
+            _vote(flat, point, di.float(), dj.float(), dx, dy, cos_t[point], sin_t[point],
+                  ori[point])
     return _finish(hist)
 
 
-def _vote(hist, i, j, dx, dy, inside, cos_t, sin_t, ori):
-    """Trilinear votes of one group's window samples into its [n, 6*6*10] histograms (one
-    spare bin each side in space, two wrap-around bins in orientation)."""
+def _vote(flat, point, i, j, dx, dy, cos_t, sin_t, ori):
+    """Trilinear votes of window samples (one per entry) into the flat view of the
+    [N, 6*6*10] histograms (one spare cell each side in space, two wrap-around bins in
+    orientation), OpenCV's weights."""
     d, n = DESCR_WIDTH, DESCR_HIST_BINS
     c_rot = j * cos_t - i * sin_t
     r_rot = j * sin_t + i * cos_t
     rbin = r_rot + (d // 2 - 0.5)
     cbin = c_rot + (d // 2 - 0.5)
-    ok = inside & (rbin > -1) & (rbin < d) & (cbin > -1) & (cbin < d)
     wgt = torch.exp((c_rot * c_rot + r_rot * r_rot) * (-1.0 / (d * d * 0.5)))
     grad_ori = torch.rad2deg(torch.atan2(dy, dx))
     grad_ori = torch.where(grad_ori < 0, grad_ori + 360.0, grad_ori)
     obin = (grad_ori - ori) * (n / 360.0)
-    mag = torch.where(ok, torch.sqrt(dx * dx + dy * dy) * wgt, torch.zeros_like(wgt))
+    mag = torch.sqrt(dx * dx + dy * dy) * wgt
     r0, c0, o0 = torch.floor(rbin), torch.floor(cbin), torch.floor(obin)
     fr, fc, fo = rbin - r0, cbin - c0, obin - o0
     o0 = o0.long().remainder(n)
-    # samples outside the grid carry zero weight; clamp their bins to stay in the array
-    r0 = r0.long().clamp(-1, d - 1)
-    c0 = c0.long().clamp(-1, d - 1)
-    idx = ((r0 + 1) * (d + 2) + c0 + 1) * (n + 2) + o0
+    idx = point * ((d + 2) * (d + 2) * (n + 2)) + \
+        ((r0.long() + 1) * (d + 2) + c0.long() + 1) * (n + 2) + o0
     v_r1 = mag * fr
     v_r0 = mag - v_r1
     for v_r, dr in ((v_r0, 0), (v_r1, d + 2)):
@@ -79,10 +84,9 @@ def _vote(hist, i, j, dx, dy, inside, cos_t, sin_t, ori):
         v_c0 = v_r - v_c1
         for v_c, dc in ((v_c0, 0), (v_c1, 1)):
             v_o1 = v_c * fo
-            v_o0 = v_c - v_o1
             step = (dr + dc) * (n + 2)
-            hist = hist.scatter_add(1, idx + step, v_o0).scatter_add(1, idx + step + 1, v_o1)
-    return hist
+            flat.index_add_(0, idx + step, v_c - v_o1)
+            flat.index_add_(0, idx + step + 1, v_o1)
 
 
 def _finish(hist: torch.Tensor) -> torch.Tensor:

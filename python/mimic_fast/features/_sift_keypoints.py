@@ -46,9 +46,9 @@ def refine(pyr: Pyramid, cand: torch.Tensor, contrast_threshold: float,
     (|D(x)| * layers >= contrast_threshold) and edge (tr^2 * e < (e+1)^2 * det) tests."""
     dev = pyr.dog.device
     L = pyr.layers
-    heights = torch.tensor(pyr.heights, device=dev)
-    widths = torch.tensor(pyr.widths, device=dev)
-    offsets = torch.tensor(pyr.dog_offset, device=dev)
+    heights = torch.tensor(pyr.heights, device=dev, dtype=torch.long)
+    widths = torch.tensor(pyr.widths, device=dev, dtype=torch.long)
+    offsets = torch.tensor(pyr.dog_offset, device=dev, dtype=torch.long)
     o, b, layer, r, c = (cand[:, i].clone() for i in range(5))
     H, W = heights[o], widths[o]
     img_scale = 1.0 / 255
@@ -180,15 +180,15 @@ def orientations(pyr: Pyramid, kp: Keypoints, sigma: float) -> Oriented:
         scl = scale_in_octave(kp, pyr.layers, sigma)
         radius = torch.round(ORI_RADIUS * scl).long()
         expf = -1.0 / (2.0 * (ORI_SIG_FCTR * scl) ** 2)
-        for sel, di, dj, dx, dy, inside in window_gradients(
+        flat = hist.view(-1)
+        for point, di, dj, dx, dy in window_gradients(
                 pyr, kp.octave, kp.b, kp.layer, kp.row, kp.col, radius, SAMPLE_BUDGET):
-            wgt = torch.exp((di * di + dj * dj).float() * expf[sel].unsqueeze(1))
+            wgt = torch.exp((di * di + dj * dj).float() * expf[point])
             ori = torch.rad2deg(torch.atan2(dy, dx))
             ori = torch.where(ori < 0, ori + 360.0, ori)
             mag = torch.sqrt(dx * dx + dy * dy)
             bins = torch.round(ori * (ORI_HIST_BINS / 360.0)).long().remainder(ORI_HIST_BINS)
-            vote = torch.where(inside, wgt * mag, torch.zeros_like(mag))
-            hist[sel] = hist[sel].scatter_add(1, bins, vote)
+            flat.index_add_(0, point * ORI_HIST_BINS + bins, wgt * mag)
     n_bins = ORI_HIST_BINS
     pad = torch.cat([hist[:, -2:], hist, hist[:, :2]], 1)
     smooth = (pad[:, :-4] + pad[:, 4:]) * (1.0 / 16) + (pad[:, 1:-3] + pad[:, 3:-1]) * (4.0 / 16) \

@@ -83,14 +83,23 @@ def _reflect101_index(n: int, radius: int, device) -> torch.Tensor:
 
 
 def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of [N, H, W] float32 images, border reflect-101."""
-    k = gaussian_kernel(sigma, img.device)
-    r = (k.numel() - 1) // 2
+    """Separable Gaussian blur of [N, H, W] float32 images, border reflect-101.
+
+    Written as a sum of shifted slices rather than a convolution call: elementwise float ops give every frame the same
+    bits whatever the batch size or device library, so a frame's keypoints never depend
+    on the rest of the batch (conv2d backends pick algorithms by batch size)."""
+    k = gaussian_kernel(sigma, img.device).tolist()
+    r = (len(k) - 1) // 2
     n, h, w = img.shape
     x = img.index_select(2, _reflect101_index(w, r, img.device))
-    x = F.conv2d(x.unsqueeze(1), k.view(1, 1, 1, -1))
-    x = x.index_select(2, _reflect101_index(h, r, img.device))
-    return F.conv2d(x, k.view(1, 1, -1, 1)).squeeze(1)
+    acc = x[:, :, r:r + w] * k[r]
+    for i in range(r):
+        acc.add_(x[:, :, i:i + w], alpha=k[i]).add_(x[:, :, 2 * r - i:2 * r - i + w], alpha=k[i])
+    x = acc.index_select(1, _reflect101_index(h, r, img.device))
+    acc = x[:, r:r + h] * k[r]
+    for i in range(r):
+        acc.add_(x[:, i:i + h], alpha=k[i]).add_(x[:, 2 * r - i:2 * r - i + h], alpha=k[i])
+    return acc
 
 
 def upsampled_base(frames: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -145,11 +154,12 @@ def find_extrema(pyr: Pyramid, threshold: float) -> torch.Tensor:
         h, w = pyr.heights[o], pyr.widths[o]
         if h <= 2 * IMG_BORDER or w <= 2 * IMG_BORDER:
             continue
-        d = pyr.dog_octave(o).unsqueeze(1)  # [B, 1, layers + 2, H, W]
-        mx = F.max_pool3d(d, 3, stride=1, padding=(0, 1, 1)).squeeze(1)
-        mn = -F.max_pool3d(-d, 3, stride=1, padding=(0, 1, 1)).squeeze(1)
-        v = d.squeeze(1)[:, 1:-1]
-        keep = (((v > threshold) & (v >= mx)) | ((v < -threshold) & (v <= mn)))
+        d = pyr.dog_octave(o)  # [B, layers + 2, H, W]
+        mx, mn = _max3(d, 1), _min3(d, 1)  # over the layer triple, then rows, then columns
+        mx, mn = _max3(_max3(mx, 2), 3), _min3(_min3(mn, 2), 3)
+        v = d[:, 1:-1, 1:-1, 1:-1]
+        keep = torch.zeros(d[:, 1:-1].shape, dtype=torch.bool, device=d.device)
+        keep[:, :, 1:-1, 1:-1] = ((v > threshold) & (v >= mx)) | ((v < -threshold) & (v <= mn))
         keep[:, :, :IMG_BORDER] = False
         keep[:, :, h - IMG_BORDER:] = False
         keep[:, :, :, :IMG_BORDER] = False
@@ -162,20 +172,22 @@ def find_extrema(pyr: Pyramid, threshold: float) -> torch.Tensor:
     return torch.cat(found)
 
 
-def window_gradients(pyr: Pyramid, octave, b, layer, row, col, radius, budget: int):
+def window_gradients(pyr: Pyramid, octave, b, layer, row, col, radius, budget: int,
+                     keep=None):
     """Central-difference gradients of Gaussian images in square windows around points.
 
     For points (octave, b, layer, row, col) with window radius `radius` (all [N] int64),
-    yields per group of points of one radius: (sel [n] indices of the points, di, dj
-    [S] row/column offsets of the (2R+1)^2 samples, dx, dy [n, S] float32 with dx =
-    I(x+1) - I(x-1) and dy = I(y-1) - I(y+1) as OpenCV, inside [n, S] bool: the sample is
-    at least one pixel inside its image, as OpenCV requires). At most `budget` samples a
-    group, so memory stays bounded whatever the number of points."""
+    yields per group of points of one radius the usable samples, flattened: (point [M]
+    index of the sample's point, di, dj [M] its row/column offset, dx, dy [M] float32 with
+    dx = I(x+1) - I(x-1) and dy = I(y-1) - I(y+1) as OpenCV). A sample is usable when it
+    lies at least one pixel inside its image (OpenCV's rule) and, if given,
+    keep(points [n], di [S], dj [S]) -> [n, S] bool holds. At most `budget` window samples
+    per group, so memory stays bounded whatever the number of points."""
     dev = pyr.gauss.device
     l3 = pyr.layers + 3
-    heights = torch.tensor(pyr.heights, device=dev)
-    widths = torch.tensor(pyr.widths, device=dev)
-    offsets = torch.tensor(pyr.gauss_offset, device=dev)
+    heights = torch.tensor(pyr.heights, device=dev, dtype=torch.long)
+    widths = torch.tensor(pyr.widths, device=dev, dtype=torch.long)
+    offsets = torch.tensor(pyr.gauss_offset, device=dev, dtype=torch.long)
     for R in torch.unique(radius).tolist():
         members = (radius == R).nonzero().squeeze(1)
         side = 2 * R + 1
@@ -189,10 +201,25 @@ def window_gradients(pyr: Pyramid, octave, b, layer, row, col, radius, budget: i
             h, w = heights[o].unsqueeze(1), widths[o].unsqueeze(1)
             y = row[sel].unsqueeze(1) + di
             x = col[sel].unsqueeze(1) + dj
-            inside = (y > 0) & (y < h - 1) & (x > 0) & (x < w - 1)
-            y = torch.minimum(y.clamp(min=1), h - 2).clamp(min=1)
-            x = torch.minimum(x.clamp(min=1), w - 2).clamp(min=1)
+            use = (y > 0) & (y < h - 1) & (x > 0) & (x < w - 1)
+            if keep is not None:
+                use &= keep(sel, di, dj)
+            k, t = use.nonzero(as_tuple=True)
             base = offsets[o] + (b[sel] * l3 + layer[sel]) * heights[o] * widths[o]
-            p = base.unsqueeze(1) + y * w + x
+            wk = w.squeeze(1)[k]
+            p = base[k] + y[k, t] * wk + x[k, t]
             g = pyr.gauss
-            yield sel, di, dj, g[p + 1] - g[p - 1], g[p - w] - g[p + w], inside
+            yield sel[k], di[t], dj[t], g[p + 1] - g[p - 1], g[p - wk] - g[p + wk]
+
+
+def _max3(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Max of each element and its two neighbours along dim (the ends are dropped)."""
+    n = x.shape[dim]
+    return torch.maximum(torch.maximum(x.narrow(dim, 0, n - 2), x.narrow(dim, 1, n - 2)),
+                         x.narrow(dim, 2, n - 2))
+
+
+def _min3(x: torch.Tensor, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    return torch.minimum(torch.minimum(x.narrow(dim, 0, n - 2), x.narrow(dim, 1, n - 2)),
+                         x.narrow(dim, 2, n - 2))
