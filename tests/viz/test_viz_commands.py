@@ -51,6 +51,10 @@ def test_show_never_overwrites_without_force(mined_tum, tmp_path, capsys):
     assert out.read_bytes() == b"my own file"
     assert main(["show", str(mined_tum), "--index", "0", "--out", str(out), "--force"]) == 0
     assert _view_width(out) >= 2 * 448
+    key = read_index(mined_tum)[0]["key"]  # --out a folder: KEY.png in it, not replaced
+    assert main(["show", str(mined_tum), "--index", "0", "--out", str(tmp_path)]) == 0
+    assert main(["show", str(mined_tum), "--index", "0", "--out", str(tmp_path)]) == 2
+    assert f"{key}.png exists" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -86,6 +90,9 @@ def test_stats_writes_to_the_current_directory_and_never_overwrites(mined_tum, t
     assert main(["stats", str(mined_tum)]) == 2
     assert "exists; use --force" in capsys.readouterr().err and png.read_bytes() == first
     assert main(["stats", str(mined_tum), "--force"]) == 0
+    (tmp_path / "plots").mkdir()  # --out a folder: the default name in it
+    assert main(["stats", str(mined_tum), "--out", "plots"]) == 0
+    assert (tmp_path / "plots" / png.name).is_file()
 
 
 def test_demo_histogram_counts_the_candidates(tmp_path, monkeypatch):

@@ -28,7 +28,8 @@ def register(subparsers) -> None:
                        "no KEY and no --random)")
     which.add_argument("--random", action="store_true", help="a pair chosen at random")
     p.add_argument("--out", type=Path, default=None, metavar="PNG",
-                   help="picture to write (default: ./KEY.png in the current directory)")
+                   help="picture to write, or a folder to write KEY.png in (default: ./KEY.png "
+                   "in the current directory)")
     p.add_argument("--force", action="store_true", help="replace an existing picture")
     p.add_argument("--lines", type=int, default=0, metavar="N",
                    help="join N matches (evenly spread) by lines (default: %(default)s)")
@@ -42,8 +43,8 @@ def register(subparsers) -> None:
         "reasons.")
     p.add_argument("dataset", type=Path, metavar="DATASET", help="a mined dataset folder")
     p.add_argument("--out", type=Path, default=None, metavar="PNG",
-                   help="plot to write (default: ./DATASETNAME-stats.png in the current "
-                   "directory)")
+                   help="plot to write, or a folder to write DATASETNAME-stats.png in (default: "
+                   "./DATASETNAME-stats.png in the current directory)")
     p.add_argument("--force", action="store_true", help="replace an existing picture")
     p.set_defaults(func=cmd_stats)
 
@@ -72,10 +73,17 @@ def _error(args: argparse.Namespace, problem: BaseException | str) -> int:
     return user_error(args, problem)
 
 
+def _picture_path(out: Path | None, name: str) -> Path:
+    """``--out`` as given, ``name`` in it when it is a folder, else ``name`` here."""
+    if out is None:
+        return Path(name)
+    return out / name if out.is_dir() else out
+
+
 def _refuse_overwrite(path: Path, force: bool) -> str | None:
     """Why ``path`` may not be written (None: it may)."""
     if path.is_dir():
-        return f"{path} is a folder; give a file name with --out"
+        return f"{path} is a folder"
     if path.exists() and not force:
         return f"{path} exists; use --force to replace it, or --out to write elsewhere"
     return None
@@ -105,7 +113,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             if args.random:
                 print(f"pair {n} of {len(rows)}: {key}")
         check_member_key(key)  # a key names a file here: no '/', no '.', not empty
-        out = args.out if args.out is not None else Path(f"{key}.png")
+        out = _picture_path(args.out, f"{key}.png")
         problem = _refuse_overwrite(out, args.force)
         if problem:
             return _error(args, problem)
@@ -129,7 +137,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         ov = load_overview(args.dataset)
     except FileNotFoundError as exc:
         return _error(args, exc)
-    out = args.out if args.out is not None else Path(f"{ov.name}-stats.png")
+    out = _picture_path(args.out, f"{ov.name}-stats.png")
     problem = _refuse_overwrite(out, args.force)
     if problem:
         return _error(args, problem)
