@@ -6,12 +6,16 @@ import json
 from pathlib import Path
 
 
+QUICK_OPTIM = ("--lr", "1e-3", "--warmup-steps", "2")  # a short warmup for runs of a few steps
+
+
 def train_args(data: Path, out: Path, *, model: str = "croco_test", steps: int = 6, batch: int = 4,
-               extra: tuple[str, ...] = ()) -> list[str]:
+               extra: tuple[str, ...] = (), optim: tuple[str, ...] = QUICK_OPTIM) -> list[str]:
+    """``optim=()``: the preset's own optimizer settings."""
     return ["train", "--data", str(data), "--model", model, "--out", str(out),
             "--max-steps", str(steps), "--batch-size", str(batch), "--device", "cpu",
-            "--seed", "0", "--lr", "1e-3", "--warmup-steps", "2", "--log-every", "1",
-            "--num-workers", "0", "--no-progress", *extra]
+            "--seed", "0", *optim, "--log-every", "1", "--num-workers", "0", "--no-progress",
+            *extra]
 
 
 def run_cli(args: list[str]) -> int:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from run_helpers import run_cli, train_args
 
-from mimic_fast.train.evaluate import evaluate, per_pair_losses
+from mimic_fast.train.evaluate import GRID_HEADER, evaluate, per_pair_losses
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_eval_is_fixed_per_pair_and_written(trained, tmp_path):
     assert json.loads((tmp_path / "a" / "eval-step00000008.json").read_text())["loss"] == a["loss"]
     img = cv2.imread(a["png"])
     rows = min(3, a["pairs"])
-    assert img.shape == (24 + rows * (224 + 4), 4 * (224 + 4), 3)
+    assert img.shape == (GRID_HEADER + rows * (224 + 4), 4 * (224 + 4), 3)
 
 
 def test_eval_compares_checkpoints_on_the_same_pairs(trained, tmp_path):
@@ -45,7 +45,14 @@ def test_eval_compares_checkpoints_on_the_same_pairs(trained, tmp_path):
 
 def test_eval_cli(trained, tmp_path, capsys):
     assert run_cli(["eval", str(trained), "--out", str(tmp_path), "--num-workers", "0"]) == 0
-    assert "loss" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    result = json.loads(next(tmp_path.glob("eval-*.json")).read_text())
+    assert f"loss {result['loss']:.4f}" in out
+    if result["pairs"] > 1:
+        assert f"cross-view gain {result['cross_view_gain']:+.4f}" in out
+    else:  # one held-out pair has no other pair to lend a reference
+        assert result["cross_view_gain"] is None and "no cross-view gain" in out
+    assert result["png"] in out and result["json"] in out
     assert run_cli(["eval", str(tmp_path / "nothing")]) == 2
 
 

@@ -63,5 +63,5 @@ def test_config_validation():
 def test_cuda_asked_for_without_a_gpu_is_an_error():
     from mimic_fast.train.distributed import resolve_device
 
-    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+    with pytest.raises(ValueError, match="no CUDA GPU"):
         resolve_device("cuda")

@@ -41,7 +41,7 @@ def test_a_corrupt_jpeg_is_skipped_and_counted(mined_tum, tmp_path, caplog):
 @pytest.mark.parametrize("case, message", [
     ("missing", "does not exist"), ("empty", "no \\*.tar shards"), ("too_small", "fewer than one global"),
 ])
-def test_unusable_datasets_stop_with_a_clear_error(mined_tum, tmp_path, caplog, case, message):
+def test_unusable_datasets_stop_with_a_clear_error(mined_tum, tmp_path, capsys, case, message):
     data = tmp_path / "data"
     batch = 4
     if case == "empty":
@@ -49,15 +49,16 @@ def test_unusable_datasets_stop_with_a_clear_error(mined_tum, tmp_path, caplog, 
     elif case == "too_small":
         data = mined_tum
         batch = 64
-    with caplog.at_level(logging.ERROR):
-        assert run_cli(train_args(data, tmp_path / "run", steps=2, batch=batch)) == 2
-    assert "DataError" in caplog.text and message.replace("\\", "") in caplog.text
+    assert run_cli(train_args(data, tmp_path / "run", steps=2, batch=batch)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message.replace("\\", "") in err, err
+    # a missing or empty dataset is found before the run folder is made
+    assert (tmp_path / "run").exists() == (case == "too_small")
 
 
-def test_dali_asked_for_without_dali_is_an_error(mined_tum, tmp_path, caplog):
-    with caplog.at_level(logging.ERROR):
-        assert run_cli(train_args(mined_tum, tmp_path / "run", steps=1, extra=("--decode", "dali"))) == 2
-    assert "DaliUnavailable" in caplog.text
+def test_dali_asked_for_without_dali_is_an_error(mined_tum, tmp_path, capsys):
+    assert run_cli(train_args(mined_tum, tmp_path / "run", steps=1, extra=("--decode", "dali"))) == 2
+    assert "decode='dali'" in capsys.readouterr().err
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(mined_tum, tmp_path, monkeypatch):

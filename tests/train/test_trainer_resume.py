@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import torch
 from run_helpers import losses, metrics, run_cli, train_args
@@ -43,12 +42,13 @@ def test_metrics_after_the_checkpoint_are_dropped_on_resume(mined_tum, tmp_path)
     assert losses(fake) == losses(run)
 
 
-def test_changed_settings_are_refused(mined_tum, tmp_path, caplog):
+def test_changed_settings_are_refused(mined_tum, tmp_path, capsys):
     run = tmp_path / "run"
     assert run_cli(train_args(mined_tum, run, steps=2)) == 0
-    with caplog.at_level(logging.ERROR):
-        assert run_cli(train_args(mined_tum, run, steps=3, batch=2)) == 2
-    assert "batch_size: 4 -> 2" in caplog.text
+    capsys.readouterr()
+    assert run_cli(train_args(mined_tum, run, steps=3, batch=2)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mimic-fast train: error:") and "batch_size: 4 -> 2" in err
     assert ckpt_io.load(run)["step"] == 2
 
 

@@ -29,10 +29,18 @@ def list_models() -> list[str]:
     return sorted(_PRESETS)
 
 
+def _unknown_model(name: str) -> ValueError:
+    import difflib
+
+    close = difflib.get_close_matches(name, list_models(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ValueError(f"unknown model {name!r}{hint}; available: {', '.join(list_models())}")
+
+
 def model_config(name: str, **overrides) -> ModelConfig:
     """The preset ``name`` with fields replaced by ``overrides`` (validated)."""
     if name not in _PRESETS:
-        raise ValueError(f"unknown model {name!r}; available: {list_models()}")
+        raise _unknown_model(name)
     unknown = set(overrides) - set(ModelConfig.__dataclass_fields__)
     if unknown:
         raise ValueError(f"unknown model option(s) {sorted(unknown)}; "

@@ -12,8 +12,13 @@ from mimic_fast.train.commands import add_train_arguments, run_train
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mimic_fast.train", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
+    from mimic_fast.cli import _DefaultsShown
+
+    parser = argparse.ArgumentParser(prog="python -m mimic_fast.train", description=__doc__.splitlines()[0],
+                                     allow_abbrev=False, formatter_class=_DefaultsShown)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.set_defaults(command="train")  # names the command in one-line errors
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     rank = os.environ.get("RANK", "0")

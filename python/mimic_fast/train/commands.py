@@ -1,60 +1,101 @@
-"""``mimic-fast train`` and ``mimic-fast eval`` (torch is imported inside the commands)."""
+"""``mimic-fast train`` and ``mimic-fast eval`` (torch is imported inside the commands).
+
+The options' defaults are read from the config dataclasses (``train/config.py``,
+``data/config.py``), the one place that decides them; the help shows them. A mistake in the
+arguments (unknown model, no GPU, missing data) is one line on stderr and exit 2, found
+before anything is written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-import os
 
 log = logging.getLogger(__name__)
 
 
+def _default(cls, name: str):
+    f = cls.__dataclass_fields__[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from mimic_fast.data.config import DECODERS, DataConfig
+    from mimic_fast.train.config import (BLR, DEVICES, PRECISIONS, PRESET_OPTIM, WARMUP_FRACTION,
+                                         OptimConfig, TrainConfig)
+
+    def by_preset(field: str) -> str:
+        return ", ".join(f"{v[field]:g} for {k}" for k, v in PRESET_OPTIM.items() if field in v)
+
+    def opt(group, flag, cls, name, help_, **kw):
+        default = _default(cls, name)
+        if isinstance(default, bool) and not default:
+            kw["action"] = "store_true"
+        elif default is not None and "type" not in kw and "choices" not in kw:
+            kw["type"] = type(default)
+        group.add_argument(flag, dest=kw.pop("dest", name), default=default, help=help_, **kw)
+
+    t = TrainConfig
     p.add_argument("--data", required=True, help="dataset folder of *.tar shards, a .csv of the "
                    "published layout, or a URL / brace pattern of shards (streamed with fsspec)")
-    p.add_argument("--model", default="croco_base",
-                   help="croco_base | croco_large | mae_base | croco_test | mae_test")
+    opt(p, "--model", t, "model", "model preset: croco_base | croco_large | mae_base | "
+        "croco_test | mae_test (the *_test presets are tiny, for CPU smoke runs)")
     p.add_argument("--out", required=True, help="run folder; an existing one is resumed")
     p.add_argument("--max-steps", type=int, required=True, help="optimizer steps to reach")
     p.add_argument("--batch-size", type=int, required=True, help="pairs per micro-batch per process")
-    p.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
-                   help="auto = bf16 autocast on CUDA, fp32 on CPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--pos-embed", default="cosine", choices=("cosine", "rope100"))
-    p.add_argument("--attn-impl", default="auto", choices=("auto", "triton", "torch"))
-    p.add_argument("--img-size", type=int, default=None, help="model input size (default: the preset's)")
-    g = p.add_argument_group("optimizer")
-    g.add_argument("--blr", type=float, default=1.5e-4, help="lr = blr * effective batch / 256")
-    g.add_argument("--lr", type=float, default=None, help="absolute peak lr (overrides --blr)")
-    g.add_argument("--min-lr", type=float, default=0.0)
-    g.add_argument("--weight-decay", type=float, default=0.05)
-    g.add_argument("--warmup-steps", type=int, default=None, help="default: 5%% of the schedule")
-    g.add_argument("--schedule-steps", type=int, default=None,
-                   help="length of warmup + cosine (default: --max-steps of the first run)")
-    g.add_argument("--grad-clip", type=float, default=None)
+    opt(p, "--accum", t, "accum", "micro-batches per optimizer step")
+    opt(p, "--device", t, "device", "auto = cuda when torch sees a GPU, else cpu", choices=DEVICES)
+    opt(p, "--seed", t, "seed", "initial weights, masks and data order (default: %(default)s)")
+    opt(p, "--precision", t, "precision", "auto = bf16 autocast on CUDA, fp32 on CPU",
+        choices=PRECISIONS)
+    opt(p, "--compile", t, "compile", "torch.compile the model")
+    opt(p, "--pos-embed", t, "pos_embed", "position embedding: 2-D sin-cos (CroCo v1, MIMIC) or "
+        "RoPE base 100 (CroCo v2)", choices=("cosine", "rope100"))
+    opt(p, "--attn-impl", t, "attn_impl", "attention kernel: auto = Triton on CUDA, torch SDPA "
+        "elsewhere", choices=("auto", "triton", "torch"))
+    opt(p, "--img-size", t, "img_size", "model input size (default: the preset's, 224)", type=int)
+
+    o = OptimConfig
+    g = p.add_argument_group("optimizer (unset: the model preset's settings, see below)")
+    opt(g, "--blr", o, "blr", f"base lr: peak lr = blr x effective batch / 256 (default: {BLR}, "
+        "the MAE/CroCo value, unless the preset brings its own lr)", type=float)
+    opt(g, "--lr", o, "lr", f"absolute peak lr, overrides --blr (default: {by_preset('lr')}, "
+        "so that a few hundred CPU steps show the loss fall; the other presets use --blr)",
+        type=float)
+    opt(g, "--min-lr", o, "min_lr", "lr at the end of the half-cosine (default: %(default)s)")
+    opt(g, "--weight-decay", o, "weight_decay", "AdamW weight decay (not on biases and norms)")
+    opt(g, "--warmup-steps", o, "warmup_steps", "linear warmup steps (default: "
+        f"{by_preset('warmup_steps')}, else {WARMUP_FRACTION * 100:g}%% of the schedule)", type=int)
+    opt(g, "--schedule-steps", o, "schedule_steps", "length of warmup + cosine (default: "
+        "--max-steps of the first run, kept on resume)", type=int)
+    opt(g, "--grad-clip", o, "grad_clip", "max global gradient norm (default: no clipping, as "
+        "CroCo/MAE)", type=float)
+
+    d = DataConfig
     g = p.add_argument_group("data")
-    g.add_argument("--num-workers", type=int, default=min(4, os.cpu_count() or 1),
-                   help="loader processes per rank (default: min(4, cores))")
-    g.add_argument("--decode", default="auto", choices=("auto", "cpu", "dali"))
-    g.add_argument("--augment", action="store_true",
-                   help="CroCo augmentations: random crops, colour jitter per view")
-    g.add_argument("--holdout", type=float, default=0.0,
-                   help="fraction of pairs kept out of training (for eval)")
-    g.add_argument("--streaming", action="store_true", help="stream shards instead of indexing them")
-    g.add_argument("--shuffle-buffer", type=int, default=1000)
-    g.add_argument("--strict-data", action="store_true",
-                   help="refuse damaged data (a shard or pair that differs from what the "
-                        "dataset's index.jsonl records, or any unreadable pair) instead of "
-                        "skipping it with a warning")
+    opt(g, "--num-workers", d, "num_workers", "loader processes per rank (0 = in the training "
+        "process)")
+    opt(g, "--decode", d, "decode", "JPEG decoding: auto = DALI when importable and training "
+        "on CUDA from a local shard folder without holdout or streaming, else cpu",
+        choices=DECODERS)
+    opt(g, "--augment", d, "augment", "CroCo augmentations: random crops, colour jitter per view")
+    opt(g, "--holdout", d, "holdout", "fraction of pairs (chosen by a hash of the key) kept out "
+        "of training, for `mimic-fast eval` (default: %(default)s)")
+    opt(g, "--streaming", d, "streaming", "stream shards instead of indexing them")
+    opt(g, "--shuffle-buffer", d, "shuffle_buffer", "samples in the streaming reader's shuffle "
+        "buffer")
+    opt(g, "--strict-data", d, "strict", "refuse damaged data (a shard or pair that differs from "
+        "what the dataset's index.jsonl records, or any unreadable pair) instead of skipping it "
+        "with a warning", dest="strict_data")
+
     g = p.add_argument_group("logging and checkpoints")
-    g.add_argument("--log-every", type=int, default=10)
-    g.add_argument("--ckpt-every", type=int, default=500)
-    g.add_argument("--keep-every", type=int, default=0, help="keep checkpoints/step-N.pt every N steps")
-    g.add_argument("--no-progress", action="store_true")
-    g.add_argument("--peak-tflops", type=float, default=None, help="per-device peak for MFU")
+    opt(g, "--log-every", t, "log_every", "steps between lines of RUN/metrics.jsonl")
+    opt(g, "--ckpt-every", t, "ckpt_every", "steps between checkpoints (also at the end)")
+    opt(g, "--keep-every", t, "keep_every", "keep checkpoints/step-N.pt every N steps (0 = none; default: %(default)s)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    opt(g, "--peak-tflops", t, "peak_tflops", "per-device peak TFLOP/s for MFU (default: a table "
+        "of known GPUs)", type=float)
 
 
 def config_from_args(args):
@@ -77,6 +118,7 @@ def config_from_args(args):
 
 
 def run_train(args) -> int:
+    from mimic_fast.cli import user_error
     from mimic_fast.data.dali import DaliUnavailable
     from mimic_fast.data.index import DataError
     from mimic_fast.train.trainer import NonFiniteLoss, SkipLimit, train
@@ -84,13 +126,12 @@ def run_train(args) -> int:
     try:
         train(config_from_args(args))
     except (DataError, DaliUnavailable, NonFiniteLoss, SkipLimit, ValueError) as exc:
-        log.debug("traceback", exc_info=True)
-        log.error("%s: %s", type(exc).__name__, exc)
-        return 2
+        return user_error(args, exc)
     return 0
 
 
 def run_eval(args) -> int:
+    from mimic_fast.cli import user_error
     from mimic_fast.data.index import DataError
     from mimic_fast.train.evaluate import evaluate
 
@@ -99,30 +140,57 @@ def run_eval(args) -> int:
                           max_pairs=args.max_pairs, device=args.device, out=args.out,
                           num_images=args.num_images, seed=args.seed, num_workers=args.num_workers)
     except (DataError, FileNotFoundError, ValueError) as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
-        return 2
-    print(f"step {result['step']}: loss {result['loss']:.4f} (pixel MSE {result['pixel_mse']:.5f}) "
-          f"over {result['pairs']} pairs -> {result['json']}")
+        return user_error(args, exc)
+    print(summary_line(result))
     return 0
 
 
+def summary_line(result: dict) -> str:
+    """The printed result of ``eval``: both losses and the cross-view gain, the files."""
+    where = f"{result['pairs']} {'held-out' if result['split'] == 'holdout' else result['split']} pairs"
+    if result["loss_shuffled_reference"] is None:
+        gain = "no cross-view gain (single-view model)" if result["views"] == 1 else \
+            "no cross-view gain (fewer than 2 pairs)"
+    else:
+        gain = (f"with a shuffled reference {result['loss_shuffled_reference']:.4f}, "
+                f"cross-view gain {result['cross_view_gain']:+.4f}")
+    seen = result["seen_in_training"]
+    warn = f" [{seen} of them seen in training]" if seen else ""
+    return (f"step {result['step']}: loss {result['loss']:.4f}, {gain} (pixel MSE "
+            f"{result['pixel_mse']:.5f}) over {where}{warn}\n  {result['json']}\n  {result['png']}")
+
+
 def register(subparsers) -> None:
+    from mimic_fast.train.config import DEVICES, EvalConfig
+
     p = subparsers.add_parser("train", help="pretrain CroCo / MAE on a mined dataset (bf16, DDP via torchrun)",
                               description="Pretrain CroCo / MAE on mined pairs. Multi-GPU: "
                               "torchrun --nproc_per_node N -m mimic_fast.train ARGS")
     add_train_arguments(p)
     p.set_defaults(func=run_train)
 
-    e = subparsers.add_parser("eval", help="reconstruction loss on held-out pairs + a PNG grid")
+    e = subparsers.add_parser(
+        "eval", help="reconstruction loss with the true and a shuffled reference view on "
+        "held-out pairs, and a PNG grid",
+        description="Reconstruction loss of a run on fixed per-pair masks (comparable across "
+        "checkpoints): `loss` with each pair's own reference view, `loss_shuffled_reference` "
+        "with another pair's, and cross_view_gain = their difference (> 0: the second view "
+        "helps). Writes eval-STEP.json and eval-STEP.png.")
     e.add_argument("checkpoint", help="run folder or checkpoint file")
     e.add_argument("--data", default=None, help="dataset (default: the run's)")
-    e.add_argument("--split", default="auto", choices=("auto", "holdout", "all"),
-                   help="auto = the run's held-out pairs when it had --holdout, else all pairs")
-    e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--max-pairs", type=int, default=None)
-    e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    e.add_argument("--out", default=None, help="folder for eval-STEP.json/png (default RUN/eval)")
-    e.add_argument("--num-images", type=int, default=8, help="pairs in the PNG grid")
-    e.add_argument("--seed", type=int, default=0, help="seed of the fixed per-pair masks")
-    e.add_argument("--num-workers", type=int, default=2)
+
+    def opt(flag, name, help_, **kw):
+        default = _default(EvalConfig, name)
+        e.add_argument(flag, dest=name, default=default, help=help_,
+                       type=kw.pop("type", type(default)), **kw)
+
+    opt("--split", "split", "auto = the run's held-out pairs when it had --holdout and the "
+        "dataset is the run's, else all pairs", choices=("auto", "holdout", "all"))
+    opt("--batch-size", "batch_size", "pairs per batch")
+    opt("--max-pairs", "max_pairs", "evaluate the first N pairs only (default: all)", type=int)
+    opt("--device", "device", "auto = cuda when torch sees a GPU, else cpu", choices=DEVICES)
+    e.add_argument("--out", default=None, help="folder for eval-STEP.json/png (default: RUN/eval)")
+    opt("--num-images", "num_images", "pairs in the PNG grid")
+    opt("--seed", "seed", "seed of the fixed per-pair masks (default: %(default)s)")
+    opt("--num-workers", "num_workers", "loader processes (0 = in this process)")
     e.set_defaults(func=run_eval)

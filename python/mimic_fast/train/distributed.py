@@ -24,12 +24,17 @@ class DistInfo:
         return self.rank == 0
 
 
+class NoGpu(ValueError):
+    """``--device cuda`` on a machine where torch sees no CUDA GPU (a usage error)."""
+
+
 def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU "
-                           f"(torch {torch.__version__}, CUDA build: {torch.version.cuda})")
+        raise NoGpu("--device cuda was asked for but torch sees no CUDA GPU "
+                    f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
+                    "use --device cpu or auto")
     return name
 
 

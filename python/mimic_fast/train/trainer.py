@@ -26,7 +26,8 @@ from mimic_fast.data.pipeline import train_batches
 from mimic_fast.data.transforms import normalize
 from mimic_fast.train import checkpoint as ckpt_io
 from mimic_fast.train import distributed
-from mimic_fast.train.config import TrainConfig, read_config, reconcile, write_config
+from mimic_fast.train.config import (TrainConfig, absolute_paths, read_config, reconcile,
+                                     resolve_new_run, write_config)
 from mimic_fast.train.metrics import MetricsLog, peak_flops
 from mimic_fast.train.optim import make_optimizer
 from mimic_fast.train.schedule import lr_at, peak_lr, warmup_steps
@@ -76,8 +77,7 @@ def _resolve(cfg: TrainConfig, info: distributed.DistInfo) -> TrainConfig:
     else:
         if (out / ckpt_io.NAME).exists():
             raise ValueError(f"{out} has a checkpoint but no config.json; cannot resume safely")
-        if cfg.optim.schedule_steps is None:
-            cfg = cfg.replace(optim=_replace(cfg.optim, schedule_steps=cfg.max_steps))
+        cfg = resolve_new_run(cfg)
     distributed.barrier(info)  # every rank has read the old config before it is rewritten
     if info.is_main:
         import mimic_fast
@@ -87,20 +87,29 @@ def _resolve(cfg: TrainConfig, info: distributed.DistInfo) -> TrainConfig:
     return cfg
 
 
-def _replace(obj, **kw):
-    import dataclasses
-
-    return dataclasses.replace(obj, **kw)
-
-
 def train(cfg: TrainConfig) -> dict:
-    """Train (or resume) the run in ``cfg.out``; returns the summary (also RUN/summary.json)."""
+    """Train (or resume) the run in ``cfg.out``; returns the summary (also RUN/summary.json).
+    The model name, the device and the dataset are checked before anything is written."""
+    cfg = absolute_paths(cfg)
+    check_before_writing(cfg)
     info = distributed.setup(cfg.device)
     try:
         with _own_run_folder(Path(cfg.out), info):
             return _train(cfg, info)
     finally:
         distributed.teardown()
+
+
+def check_before_writing(cfg: TrainConfig) -> None:
+    """Raise ValueError / DataError on a mistake in the arguments that would otherwise show
+    only after the run folder exists: an unknown model or option, no GPU for ``--device cuda``,
+    a missing or empty dataset."""
+    from mimic_fast.models.registry import model_config
+
+    model_config(cfg.model, pos_embed=cfg.pos_embed, attn_impl=cfg.attn_impl,
+                 **({"img_size": cfg.img_size} if cfg.img_size else {}))
+    distributed.resolve_device(cfg.device)
+    dataset_fingerprint(cfg.data.path)
 
 
 @contextlib.contextmanager
