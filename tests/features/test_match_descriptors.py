@@ -136,7 +136,8 @@ def test_random_integer_descriptors_and_the_float64_path():
               for _ in range(5)]
         got, want = batch_vs_opencv(s1, s2, ratio=0.9)
         np.testing.assert_array_equal(got, want)
-    assert not batched_matching._exact_in_float32(torch.zeros(1, 1, 256), torch.full((1, 1, 256), 255.0))
+    wide = torch.full((1, 1, 256), 255.0)
+    assert not batched_matching._exact_in_float32(torch.zeros(1, 1, 256), wide)
     q = rng.integers(0, 256, (3, 30, 128)).astype(np.uint8)
     t = rng.integers(0, 256, (3, 30, 128)).astype(np.uint8)
     t[:, :10] = q[:, :10]  # exact twins: certain matches

@@ -76,15 +76,35 @@ def match_descriptors(desc1: Any, desc2: Any, counts1: Any = None, counts2: Any 
         dtype = torch.float32 if _exact_in_float32(desc1, desc2) else torch.float64
         a, b = desc1.to(dtype), desc2.to(dtype)
         budget = _BLOCK_ELEMENTS.get(device.type, _BLOCK_ELEMENTS["cuda"])
-        pairs = max(1, budget // (N1 * N2))
-        rows = N1 if pairs > 1 else max(1, budget // N2)
-        for p0 in range(0, B, pairs):
-            for r0 in range(0, N1, rows):
-                ps, rs = slice(p0, p0 + pairs), slice(r0, r0 + rows)
-                out[ps, rs] = _match_block(a[ps, rs], b[ps], c2[ps], float(ratio))
+        for pairs, n1, n2 in _blocks(c1.cpu().numpy(), c2.cpu().numpy(), budget):
+            sel = torch.from_numpy(pairs).to(device)
+            rows = max(1, budget // (len(pairs) * n2))  # < n1 only for one pair over budget
+            for r0 in range(0, n1, rows):
+                r1 = min(n1, r0 + rows)
+                out[sel, r0:r1] = _match_block(a[sel, r0:r1], b[sel, :n2], c2[sel], float(ratio))
     rows_valid = torch.arange(N1, device=device)[None, :] < c1[:, None]
     out = torch.where(rows_valid & (c2[:, None] >= 2), out, -1)
     return out.numpy() if numpy_in else out
+
+
+def _blocks(c1: np.ndarray, c2: np.ndarray, budget: int):
+    """(pair indices, rows, candidates) of blocks of pairs with similar counts, each padded to
+    its own largest counts only (a batch's largest view would otherwise set the cost of every
+    pair), within ``budget`` score elements where a pair allows; pairs that cannot match
+    (no query or fewer than two candidates) are left out."""
+    block: list[int] = []
+    m1 = m2 = 0
+    for p in np.lexsort((c1, c2)):  # by candidates, then queries: neighbours alike
+        if c1[p] == 0 or c2[p] < 2:
+            continue
+        n1, n2 = max(m1, int(c1[p])), max(m2, int(c2[p]))
+        if block and (len(block) + 1) * n1 * n2 > budget:
+            yield np.array(block, np.int64), m1, m2
+            block, n1, n2 = [], int(c1[p]), int(c2[p])
+        block.append(int(p))
+        m1, m2 = n1, n2
+    if block:
+        yield np.array(block, np.int64), m1, m2
 
 
 def _match_block(a, b, c2, ratio: float):

@@ -1,14 +1,25 @@
 """Candidate pairs -> matches, RANSAC homography, patch overlap, accept or reject.
 
-Matching runs per pair (reusing each view's SIFT); RANSAC per pair with OpenCV (the default,
-as published) or for the whole batch in ONE ``mimic_fast.find_homographies`` call
-(``ransac="native"``); the overlap of all pairs of a batch is ONE ``mimic_fast.patch_overlap``
-call.
+A batch of candidates goes through four stages: match -> RANSAC -> overlap -> verdict.
+
+- ``device=None`` (the CPU default): matching with :data:`CPU_MATCHER` (the batched torch
+  matcher or OpenCV's per pair: the same matches, whichever is faster, measured), RANSAC per
+  pair with OpenCV (``ransac="opencv"``, as published) or for the whole batch in ONE
+  ``mimic_fast.find_homographies`` call (``ransac="native"``), and ONE
+  ``mimic_fast.patch_overlap`` call for the batch, on numpy arrays.
+- ``device="cpu"``, ``"cuda"`` (or a ``torch.device``): every batched stage on torch tensors on
+  that device, one call each: ``mimic_fast.match_descriptors``, ``find_homographies``
+  (``ransac="native"``; OpenCV's RANSAC stays per pair on the CPU) and ``patch_overlap``.
+
+The decisions are the same on every path: the matches are OpenCV's (see
+:mod:`mimic_fast.features.batched_matching`) and the later stages run the same kernels.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,19 +59,31 @@ class Candidate:
         return self.reason == ACCEPTED
 
 
-def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]:
-    """Candidates for (view 1, view 2) pairs, in the given order, with their verdicts."""
-    import mimic_fast
+# The CPU default matcher: "batched" (match_descriptors, torch on the CPU) or "opencv"
+# (cv2.BFMatcher per pair). Identical matches; one core, mining batches of 64 pairs of 224x224
+# views: see benchmarks/bench_matching.py and its results.
+CPU_MATCHER = "batched"
 
+
+def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig,
+             device: Any = None) -> list[Candidate]:
+    """Candidates for (view 1, view 2) pairs, in the given order, with their verdicts.
+
+    device: None (the CPU default stages on numpy), or "cpu", "cuda", "cuda:N", a
+    ``torch.device``: the batched stages on torch tensors on that device. The verdicts do not
+    depend on it."""
     out = [Candidate(v1, v2) for v1, v2 in pairs]
+    if device is not None:
+        import torch
+
+        device = torch.device(device)
     matched = []  # (candidate, xy1, xy2) with enough matches for a homography
-    for c in out:
-        idx = ratio_match(c.v1.features, c.v2.features, cfg.ratio)
+    for c, idx in zip(out, _matches(out, cfg, device)):
         c.matches = int(idx.shape[0])
         if c.matches > cfg.min_matches:
             matched.append((c, c.v1.features.xy[idx[:, 0]], c.v2.features.xy[idx[:, 1]]))
     with_h = []
-    for (c, xy1, xy2), (H, inlier) in zip(matched, _homographies(matched, cfg)):
+    for (c, xy1, xy2), (H, inlier) in zip(matched, _homographies(matched, cfg, device)):
         c.inliers = int(inlier.sum())
         if H is None:
             c.reason = NO_HOMOGRAPHY
@@ -70,11 +93,7 @@ def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]
         with_h.append(c)
     if not with_h:
         return out
-    res = mimic_fast.patch_overlap(
-        np.stack([c.H for c in with_h]), image_size=(cfg.size, cfg.size),
-        patch_size=cfg.patch_size, samples=cfg.samples, seed=cfg.seed,
-        sampling=cfg.overlap_sampling,
-    )
+    res = _overlaps(np.stack([c.H for c in with_h]), cfg, device)
     for k, c in enumerate(with_h):
         c.overlap = float(res.overlap[k])
         c.counts = (int(res.counts[k, 0]), int(res.counts[k, 1]))
@@ -85,7 +104,30 @@ def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig) -> list[Candidate]
     return out
 
 
-def _homographies(matched: list, cfg: MineConfig) -> list[tuple[np.ndarray | None, np.ndarray]]:
+def _matches(cands: list[Candidate], cfg: MineConfig, device: Any) -> list[np.ndarray]:
+    """Ratio-test matches [M, 2] (view-1 keypoint, view-2 keypoint) per candidate, in query
+    order: OpenCV pair by pair, or ONE match_descriptors call for the batch."""
+    if device is None and CPU_MATCHER == "opencv":
+        return [ratio_match(c.v1.features, c.v2.features, cfg.ratio) for c in cands]
+    if not cands:
+        return []
+    from mimic_fast.features.batched_matching import (
+        index_pairs, match_descriptors, pad_descriptors,
+    )
+
+    d1, c1 = pad_descriptors([c.v1.features.descriptors for c in cands])
+    d2, c2 = pad_descriptors([c.v2.features.descriptors for c in cands])
+    if device is None:
+        with _one_torch_thread():
+            rows = match_descriptors(d1, d2, c1, c2, cfg.ratio)
+    else:
+        rows = match_descriptors(*_to_device((d1, d2, c1, c2), device), ratio=cfg.ratio)
+        rows = rows.cpu().numpy()
+    return [index_pairs(rows[b, : c1[b]]) for b in range(len(cands))]
+
+
+def _homographies(matched: list, cfg: MineConfig,
+                  device: Any) -> list[tuple[np.ndarray | None, np.ndarray]]:
     """(H or None, inlier mask) per matched pair: OpenCV's RANSAC pair by pair (deterministic),
     or ``mimic_fast.find_homographies`` on the whole batch, padded (keyed by cfg.seed)."""
     if cfg.ransac == "opencv" or not matched:
@@ -94,10 +136,49 @@ def _homographies(matched: list, cfg: MineConfig) -> list[tuple[np.ndarray | Non
     from mimic_fast.geometry.ransac import pad_matches
 
     src, dst, counts = pad_matches([(xy1, xy2) for _, xy1, xy2 in matched])
+    if device is not None:
+        src, dst, counts = _to_device((src, dst, counts), device)
     r = mimic_fast.find_homographies(src, dst, counts, threshold=cfg.ransac_threshold,
                                      seed=cfg.seed)
+    if device is not None:
+        r, counts = type(r)(*(x.cpu().numpy() for x in r)), counts.cpu().numpy()
     return [(r.H[b] if r.valid[b] else None, r.inliers[b, : counts[b]])
             for b in range(len(matched))]
+
+
+def _overlaps(H: np.ndarray, cfg: MineConfig, device: Any):
+    """ONE ``mimic_fast.patch_overlap`` call for the batch's homographies [B, 3, 3] (numpy
+    results)."""
+    import mimic_fast
+
+    if device is not None:
+        (H,) = _to_device((H,), device)
+    res = mimic_fast.patch_overlap(
+        H, image_size=(cfg.size, cfg.size), patch_size=cfg.patch_size, samples=cfg.samples,
+        seed=cfg.seed, sampling=cfg.overlap_sampling,
+    )
+    return res if device is None else type(res)(*(x.cpu().numpy() for x in res))
+
+
+@contextmanager
+def _one_torch_thread():
+    """The CPU default matches on the calling worker's one core, as OpenCV's matcher does there
+    (mining.worker.init_worker): torch's pool would take every core in every worker, and on a
+    busy machine its OpenMP barriers made 2 threads 10-15x slower than 1 (measured)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _to_device(arrays: tuple, device: Any) -> list:
+    import torch
+
+    return [torch.from_numpy(a).to(device) for a in arrays]
 
 
 def static_outliers(xy1: np.ndarray, xy2: np.ndarray, inlier: np.ndarray,
