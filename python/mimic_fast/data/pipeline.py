@@ -9,8 +9,7 @@ from typing import Callable, Iterator
 from mimic_fast.data.config import DataConfig
 from mimic_fast.data.index import open_index, split
 from mimic_fast.data.transforms import PairTransform
-from mimic_fast.dataset.errors import DataError
-from mimic_fast.dataset.paths import list_shards, list_stream_urls, resolve_data_path, stream_records
+from mimic_fast.dataset.paths import list_stream_urls, resolve_data_path, stream_records
 
 log = logging.getLogger(__name__)
 
@@ -77,21 +76,20 @@ def choose_decoder(cfg: DataConfig, device: str) -> tuple[str, str]:
 
     if cfg.decode == "cpu":
         return "cpu", "decode=cpu"
-    kind = resolve_data_path(cfg.path).kind
-    local_shards = kind == "shards" and any(Path(cfg.path).glob("*.tar"))
+    # the DALI reader reads through the training index (a shard folder or a CSV), not streams
+    indexed = not cfg.streaming and resolve_data_path(cfg.path).kind != "urls"
     ok, why = dali_available() if device == "cuda" else (False, f"device is {device}")
     if cfg.decode == "dali":
         if not ok:
             raise DaliUnavailable(f"decode='dali' was asked for but cannot run: {why}")
-        if not local_shards:
-            raise DaliUnavailable("decode='dali' needs a local folder of tar shards, "
-                                  f"got {cfg.path!r}")
+        if not indexed:
+            raise DaliUnavailable("decode='dali' reads an indexed dataset (a shard folder or a "
+                                  f"CSV), not a stream: got {cfg.path!r}"
+                                  + (" with streaming" if cfg.streaming else ""))
         return "dali", "decode=dali"
-    if cfg.holdout or cfg.streaming:  # the DALI reader supports neither
-        return "cpu", f"auto: DALI not used ({'holdout' if cfg.holdout else 'streaming'} is set)"
-    if ok and local_shards:
+    if ok and indexed:
         return "dali", "auto: nvidia.dali importable and training on CUDA"
-    return "cpu", f"auto: DALI not used ({why if not ok else 'data is not a local shard folder'})"
+    return "cpu", f"auto: DALI not used ({why if not ok else 'the data is streamed'})"
 
 
 def train_batches(cfg: DataConfig, *, img_size: int, num_patches: int, num_masked: int,
@@ -108,17 +106,17 @@ def train_batches(cfg: DataConfig, *, img_size: int, num_patches: int, num_maske
     if decoder == "dali":
         from mimic_fast.data.dali import DaliPairs
 
-        if cfg.holdout:
-            raise DataError("holdout is not supported with DALI decoding; use --decode cpu")
-        shards = [str(s) for s in list_shards(cfg.path)]
+        index = split(open_index(cfg.path, index_cache, cfg.strict), cfg.holdout,
+                      "train" if cfg.holdout else "all")
 
         def start_dali(micro_batches: int, _) -> Iterator[dict]:
-            return DaliPairs(shards, batch_size, img_size, two_views, rank, world, device_id,
-                             seed=seed * 1000 + rank + 7919 * micro_batches, augment=cfg.augment,
-                             crop_min_scale=cfg.crop_min_scale, color_jitter=cfg.color_jitter,
-                             shuffle_buffer=cfg.shuffle_buffer,
-                             num_threads=max(1, cfg.num_workers))
-        return BatchSource(start_dali, "dali", None, masks_in_batch=False, **state)
+            return DaliPairs(index, batch_size, img_size, two_views, rank=rank, world=world,
+                             seed=seed, augment=cfg.augment, crop_min_scale=cfg.crop_min_scale,
+                             color_jitter=cfg.color_jitter, device="gpu", device_id=device_id,
+                             num_threads=max(1, cfg.num_workers),
+                             start_batches=micro_batches, strict=cfg.strict)
+        return BatchSource(start_dali, "dali", len(index), masks_in_batch=False,
+                           lost_pairs=getattr(index, "lost_pairs", 0), **state)
 
     transform = PairTransform(img_size, num_patches, num_masked, two_views, cfg.augment,
                               cfg.crop_min_scale, tuple(cfg.color_jitter))
