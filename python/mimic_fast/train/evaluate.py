@@ -76,14 +76,14 @@ def reference_partners(keys: list[str]) -> np.ndarray:
             return key
 
     n = len(keys)
-    codes = np.unique([source(k) for k in keys], return_inverse=True)[1]
-    partners = np.empty(n, np.int64)
-    for i in range(n):
-        other = np.roll(codes != codes[i], -i)
-        if not other.any():
-            other = np.roll(np.arange(n) != i, -i)
-        steps = np.flatnonzero(other)
-        partners[i] = (i + steps[len(steps) // 2]) % n
+    codes = np.unique([source(k) for k in keys], return_inverse=True)[1].reshape(-1)
+    rows = np.arange(n)
+    partners = (rows + 1 + (n - 1) // 2) % n  # half-way round among all the other pairs
+    for code in np.unique(codes):
+        members, others = np.flatnonzero(codes == code), np.flatnonzero(codes != code)
+        if len(others):  # half-way round the others, counting on from each member
+            after = np.searchsorted(others, members, side="right")
+            partners[members] = others[(after + len(others) // 2) % len(others)]
     return partners
 
 
