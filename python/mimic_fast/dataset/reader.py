@@ -24,7 +24,8 @@ import numpy as np
 
 from mimic_fast.dataset.errors import DamagedData, DataError
 from mimic_fast.dataset.schema import (
-    INDEX, META_EXT, SAMPLE_HASH_FIELD, SUMMARY, check_member_key, split_key, view_of,
+    CONFIG, INDEX, META_EXT, SAMPLE_HASH_FIELD, SUMMARY, check_member_key, manifest_path,
+    split_key, view_of,
 )
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,20 @@ def read_index(dataset: str | Path) -> list[dict]:
 
 def read_summary(dataset: str | Path) -> dict:
     return json.loads((Path(dataset) / SUMMARY).read_text())
+
+
+def read_config(dataset: str | Path) -> dict:
+    """config.json: the format, the mining settings, the inputs and the sources."""
+    return json.loads((Path(dataset) / CONFIG).read_text())
+
+
+def read_manifest(dataset: str | Path, index: int) -> dict | None:
+    """The manifest of source ``index`` (counts, pairs, candidate overlaps, errors, seconds),
+    or None when that source has not landed."""
+    try:
+        return json.loads(manifest_path(Path(dataset), index).read_text())
+    except FileNotFoundError:
+        return None
 
 
 def read_records(dataset: str | Path, text: str | None = None) -> dict[str, ShardRecord] | None:

@@ -1,20 +1,17 @@
 """What ``stats``, ``report`` and the demo read about a mined dataset, in one load: its
 summary, config, index rows and per-source manifests (candidate overlaps, counts, seconds).
 
-Files are found through the format's owner (:mod:`mimic_fast.dataset.schema`: the config
-and the manifest paths; :mod:`mimic_fast.dataset.reader`: index and summary).
+Everything is read through the format's owner (:mod:`mimic_fast.dataset.reader`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mimic_fast.dataset.reader import read_index, read_summary
-from mimic_fast.dataset.schema import CONFIG, manifest_path
+from mimic_fast.dataset.reader import read_config, read_index, read_manifest, read_summary
 
 
 @dataclass(frozen=True)
@@ -62,13 +59,13 @@ def load_overview(dataset: str | Path) -> DatasetOverview:
     rows = read_index(path)  # FileNotFoundError: "... is not a mined dataset"
     try:
         summary = read_summary(path)
-        config = json.loads((path / CONFIG).read_text())
+        config = read_config(path)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{path} is not a finished mined dataset (no "
                                 f"{Path(exc.filename).name})") from None
     sources, overlaps = [], []
     for s in config.get("sources", []):
-        m = _manifest(path, s["index"])
+        m = read_manifest(path, s["index"])
         if m is None:
             sources.append(SourceRow(s["index"], str(s["path"]), str(s["kind"]), "pending",
                                      None, 0, 0, 0, {}, 0, 0.0))
@@ -82,9 +79,3 @@ def load_overview(dataset: str | Path) -> DatasetOverview:
     return DatasetOverview(path, config, summary, rows, sources, np.array(overlaps, float),
                            float(mining.get("low", 0.5)), float(mining.get("high", 0.75)))
 
-
-def _manifest(dataset: Path, index: int) -> dict | None:
-    try:
-        return json.loads(manifest_path(dataset, index).read_text())
-    except FileNotFoundError:
-        return None
