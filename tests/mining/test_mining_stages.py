@@ -130,3 +130,15 @@ def test_cpu_default_matcher_runs_on_one_torch_thread(views, monkeypatch):
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and mimic_fast.build_config()["cuda_devices"] > 0),
+    reason="needs a CUDA GPU and a CUDA build")
+@pytest.mark.parametrize("ransac", ["opencv", "native"])
+def test_cuda_stages_give_the_cpu_candidates(views, ransac):
+    cfg = MineConfig(ransac=ransac)
+    pairs = candidate_pairs(views)
+    want = ev.evaluate(pairs, cfg)
+    assert_same_candidates(ev.evaluate(pairs, cfg, device="cuda"), want)
