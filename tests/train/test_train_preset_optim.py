@@ -3,6 +3,8 @@ lr and a warmup that let a CPU smoke run learn; the large ones keep the MAE/CroC
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from mimic_fast.data.config import DataConfig
@@ -54,3 +56,12 @@ def test_a_rerun_that_leaves_the_optimizer_unset_keeps_the_runs():
     assert merged.optim == saved.optim and merged.max_steps == 600
     with pytest.raises(ValueError, match="optim.lr"):
         reconcile(saved, rerun.replace(optim=OptimConfig(lr=5e-4)))
+
+
+def test_a_peak_lr_too_small_to_learn_is_named(mined_tum, tmp_path, caplog):
+    from run_helpers import run_cli, train_args
+
+    with caplog.at_level(logging.INFO):
+        assert run_cli(train_args(mined_tum, tmp_path / "run", steps=1, optim=("--blr", "1.5e-4"))) == 0
+    assert "peak lr 2.34e-06 (blr 0.00015 x 4 / 256" in caplog.text
+    assert "too small to see a model learn" in caplog.text

@@ -26,13 +26,16 @@ from mimic_fast.data.pipeline import train_batches
 from mimic_fast.data.transforms import normalize
 from mimic_fast.train import checkpoint as ckpt_io
 from mimic_fast.train import distributed
-from mimic_fast.train.config import (TrainConfig, absolute_paths, read_config, reconcile,
-                                     resolve_new_run, write_config)
+from mimic_fast.train.config import (PRESET_OPTIM, TrainConfig, absolute_paths, read_config,
+                                     reconcile, resolve_new_run, write_config)
 from mimic_fast.train.metrics import MetricsLog, peak_flops
 from mimic_fast.train.optim import make_optimizer
 from mimic_fast.train.schedule import lr_at, peak_lr, warmup_steps
 
 log = logging.getLogger(__name__)
+
+
+TINY_LR = 1.0e-5  # below this peak lr a short run shows no learning: warn
 
 
 class NonFiniteLoss(RuntimeError):
@@ -211,10 +214,20 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
     flops = model.flops_per_sample() if hasattr(model, "flops_per_sample") else None
     peak = peak_flops(device, cfg.peak_tflops)
     metrics = MetricsLog(out, step, info.is_main)
+    if cfg.optim.lr is None:
+        lr_rule = f"blr {cfg.optim.blr:g} x {effective_batch} / 256"
+    else:
+        lr_rule = ("the preset's" if cfg.optim.lr == PRESET_OPTIM.get(cfg.model, {}).get("lr")
+                   else "fixed")
     log.info("training %s on %d %s device(s): %d pairs per step (%d x %d accum x %d ranks), "
-             "peak lr %.3g, %s, steps %d -> %d", cfg.model, info.world, device.type,
-             effective_batch, cfg.batch_size, cfg.accum, info.world, schedule["peak_lr"],
-             "bf16 autocast" if bf16 else "fp32", step, cfg.max_steps)
+             "peak lr %.3g (%s, warmup %d), %s, steps %d -> %d", cfg.model, info.world,
+             device.type, effective_batch, cfg.batch_size, cfg.accum, info.world,
+             schedule["peak_lr"], lr_rule, schedule["warmup"], "bf16 autocast" if bf16 else "fp32",
+             step, cfg.max_steps)
+    if schedule["peak_lr"] < TINY_LR and info.is_main:
+        log.warning("peak lr %.2g is too small to see a model learn in a short run (the "
+                    "blr rule at a small batch); set --lr, e.g. 1e-3 for the *_test presets",
+                    schedule["peak_lr"])
 
     loss_sum = torch.zeros((), device=device)
     bad_step = torch.full((), -1, dtype=torch.long, device=device)
