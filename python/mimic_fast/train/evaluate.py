@@ -137,6 +137,8 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = EvalC
     cfg = TrainConfig.from_dict(state["config"])
     run = checkpoint if checkpoint.is_dir() else checkpoint.parent
     data_path = str(data) if data else cfg.data.path
+    if data and resolve_data_path(data_path).kind != "urls":
+        data_path = str(Path(data_path).absolute())
     if (not data and resolve_data_path(data_path).kind != "urls"
             and not Path(data_path).is_absolute() and not Path(data_path).exists()):
         # a run from before configs stored absolute paths: relative to where it was started
