@@ -221,3 +221,50 @@ def test_octave_count_is_opencvs():
     assert pyramid.octave_count(224, 224) == 8
     assert pyramid.octave_count(640, 800) == 9
     assert pyramid.octave_count(1, 1) == 0
+
+
+def test_memory_chunks_do_not_change_the_result(shared_data, monkeypatch):
+    """Frames split into several pyramid passes, and window samples gathered a few at a
+    time, give the same bits as one pass."""
+    from mimic_fast.features import _sift_descriptors, _sift_keypoints, batched_sift
+
+    frames = np.stack([_birdwoman(shared_data)[:64, :80],
+                       next(photo_warps(1, seed=5))[1][:64, :80],
+                       _birdwoman(shared_data)[100:164, 60:140]])
+    whole = sift(frames)
+    assert int(whole.counts.min()) > 5
+    monkeypatch.setattr(batched_sift, "MAX_BASE_PIXELS", 4 * 64 * 80)  # one frame a pass
+    for module in (_sift_keypoints, _sift_descriptors):
+        monkeypatch.setattr(module, "sample_budget", lambda device: 3000)
+    parts = sift(frames)
+    for field, x, y in zip(whole._fields, whole, parts):
+        assert torch.equal(x, y), field
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_agrees_with_cpu_and_opencv(real_cases):
+    """The same frames on the GPU: the CPU's keypoints up to float rounding (the GPU's
+    blur, exp and atomic histogram sums round differently), and homographies as good as
+    OpenCV SIFT's."""
+    frames, slot = [], {}
+    for _, a, b, *_ in real_cases:
+        for im in (a, b):
+            if id(im) not in slot:
+                slot[id(im)] = len(frames)
+                frames.append(im)
+    cpu = sift(np.stack(frames))
+    gpu = sift(torch.from_numpy(np.stack(frames)).cuda())
+    assert gpu.xy.is_cuda and gpu.descriptors.is_cuda and gpu.counts.is_cuda
+    for b in range(len(frames)):
+        n_c, n_g = int(cpu.counts[b]), int(gpu.counts[b])
+        assert abs(n_c - n_g) <= 0.01 * n_c + 1, (b, n_c, n_g)
+        d = torch.cdist(cpu.xy[b, :n_c], gpu.xy[b, :n_g].cpu())
+        assert (d.min(1).values < 0.01).float().mean() >= 0.98
+    feats = [(gpu.xy[b, :n].cpu().numpy(), gpu.descriptors[b, :n].cpu().numpy())
+             for b, n in enumerate(gpu.counts.tolist())]
+    for name, a, b, H, _, _, c1, c2 in real_cases:
+        err_g, inl_g = homography_quality(feats[slot[id(a)]], feats[slot[id(b)]], H, a.shape)
+        err_c, inl_c = homography_quality(c1, c2, H, a.shape)
+        if np.isfinite(err_c) and err_c < 10:
+            assert err_g <= err_c + 1.0 and inl_g >= 0.9 * inl_c, (name, err_g, err_c)

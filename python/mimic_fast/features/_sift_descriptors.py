@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from mimic_fast.features._sift_pyramid import Pyramid, window_gradients
+from mimic_fast.features._sift_pyramid import Pyramid, sample_budget, window_gradients
 
 DESCR_WIDTH = 4  # spatial bins per side
 DESCR_HIST_BINS = 8
@@ -19,7 +19,6 @@ DESCR_SCL_FCTR = 3.0  # spatial bin width, in keypoint scales
 DESCR_MAG_THR = 0.2
 INT_DESCR_FCTR = 512.0
 FLT_EPSILON = 1.1920929e-07
-SAMPLE_BUDGET = 1 << 22
 
 
 def descriptors(pyr: Pyramid, octave, b, layer, x, y, scale, angle) -> torch.Tensor:
@@ -35,8 +34,8 @@ def descriptors(pyr: Pyramid, octave, b, layer, x, y, scale, angle) -> torch.Ten
         ori = torch.where((ori - 360.0).abs() < FLT_EPSILON, torch.zeros_like(ori), ori)
         rad = ori * (math.pi / 180)
         hist_width = DESCR_SCL_FCTR * scale
-        cos_t = torch.cos(rad) / hist_width
-        sin_t = torch.sin(rad) / hist_width
+        cos_t = torch.cos(rad.double()).float() / hist_width  # float64: see _sift_pyramid
+        sin_t = torch.sin(rad.double()).float() / hist_width
         heights = torch.tensor(pyr.heights, device=dev, dtype=torch.float64)[octave]
         widths = torch.tensor(pyr.widths, device=dev, dtype=torch.float64)[octave]
         diag = torch.sqrt(heights * heights + widths * widths).long()
@@ -51,14 +50,14 @@ def descriptors(pyr: Pyramid, octave, b, layer, x, y, scale, angle) -> torch.Ten
             return (rbin > -1) & (rbin < d) & (cbin > -1) & (cbin < d)
 
         flat = hist.view(-1)
-        for point, di, dj, dx, dy in window_gradients(pyr, octave, b, layer, row, col, radius,
-                                                      SAMPLE_BUDGET, keep=in_grid):
-            _vote(flat, point, di.float(), dj.float(), dx, dy, cos_t[point], sin_t[point],
-                  ori[point])
+        for point, di, dj, mag, grad_ori in window_gradients(
+                pyr, octave, b, layer, row, col, radius, sample_budget(dev), keep=in_grid):
+            _vote(flat, point, di.float(), dj.float(), mag, grad_ori, cos_t[point],
+                  sin_t[point], ori[point])
     return _finish(hist)
 
 
-def _vote(flat, point, i, j, dx, dy, cos_t, sin_t, ori):
+def _vote(flat, point, i, j, mag, grad_ori, cos_t, sin_t, ori):
     """Trilinear votes of window samples (one per entry) into the flat view of the
     [N, 6*6*10] histograms (one spare cell each side in space, two wrap-around bins in
     orientation), OpenCV's weights."""
@@ -67,11 +66,9 @@ def _vote(flat, point, i, j, dx, dy, cos_t, sin_t, ori):
     r_rot = j * sin_t + i * cos_t
     rbin = r_rot + (d // 2 - 0.5)
     cbin = c_rot + (d // 2 - 0.5)
-    wgt = torch.exp((c_rot * c_rot + r_rot * r_rot) * (-1.0 / (d * d * 0.5)))
-    grad_ori = torch.rad2deg(torch.atan2(dy, dx))
-    grad_ori = torch.where(grad_ori < 0, grad_ori + 360.0, grad_ori)
+    wgt = torch.exp(((c_rot * c_rot + r_rot * r_rot) * (-1.0 / (d * d * 0.5))).double()).float()
     obin = (grad_ori - ori) * (n / 360.0)
-    mag = torch.sqrt(dx * dx + dy * dy) * wgt
+    mag = mag * wgt
     r0, c0, o0 = torch.floor(rbin), torch.floor(cbin), torch.floor(obin)
     fr, fc, fo = rbin - r0, cbin - c0, obin - o0
     o0 = o0.long().remainder(n)

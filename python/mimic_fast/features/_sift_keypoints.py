@@ -10,14 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from mimic_fast.features._sift_pyramid import IMG_BORDER, Pyramid, window_gradients
+from mimic_fast.features._sift_pyramid import IMG_BORDER, Pyramid, sample_budget, window_gradients
 
 MAX_INTERP_STEPS = 5
 ORI_HIST_BINS = 36
 ORI_SIG_FCTR = 1.5  # orientation window sigma, in keypoint scales
 ORI_RADIUS = 3 * ORI_SIG_FCTR
 ORI_PEAK_RATIO = 0.8
-SAMPLE_BUDGET = 1 << 22  # window samples gathered at once (bounds the temporary memory)
 
 
 @dataclass
@@ -155,8 +154,8 @@ def _unique(kp: Keypoints, pyr: Pyramid) -> Keypoints:
 
 def scale_in_octave(kp: Keypoints, layers: int, sigma: float) -> torch.Tensor:
     """sigma * 2^((layer + xi) / layers): the keypoint's blur in its octave's pixels."""
-    return sigma * torch.pow(torch.tensor(2.0, device=kp.xi.device),
-                             (kp.layer.float() + kp.xi) / layers)
+    t = ((kp.layer.float() + kp.xi) / layers).double()  # float64: see _sift_pyramid
+    return (sigma * torch.exp2(t)).float()
 
 
 @dataclass
@@ -179,14 +178,12 @@ def orientations(pyr: Pyramid, kp: Keypoints, sigma: float) -> Oriented:
     if n:
         scl = scale_in_octave(kp, pyr.layers, sigma)
         radius = torch.round(ORI_RADIUS * scl).long()
-        expf = -1.0 / (2.0 * (ORI_SIG_FCTR * scl) ** 2)
+        weight_sigma = ORI_SIG_FCTR * scl
+        expf = -1.0 / (2.0 * weight_sigma * weight_sigma)
         flat = hist.view(-1)
-        for point, di, dj, dx, dy in window_gradients(
-                pyr, kp.octave, kp.b, kp.layer, kp.row, kp.col, radius, SAMPLE_BUDGET):
-            wgt = torch.exp((di * di + dj * dj).float() * expf[point])
-            ori = torch.rad2deg(torch.atan2(dy, dx))
-            ori = torch.where(ori < 0, ori + 360.0, ori)
-            mag = torch.sqrt(dx * dx + dy * dy)
+        for point, di, dj, mag, ori in window_gradients(
+                pyr, kp.octave, kp.b, kp.layer, kp.row, kp.col, radius, sample_budget(dev)):
+            wgt = torch.exp(((di * di + dj * dj).float() * expf[point]).double()).float()
             bins = torch.round(ori * (ORI_HIST_BINS / 360.0)).long().remainder(ORI_HIST_BINS)
             flat.index_add_(0, point * ORI_HIST_BINS + bins, wgt * mag)
     n_bins = ORI_HIST_BINS

@@ -3,7 +3,12 @@ and the 3x3x3 DoG extrema, as torch ops batched over the frames (any device).
 
 Each pyramid lives in ONE flat buffer (all octaves back to back) so that the later stages
 can gather from every octave with a single index: :class:`Pyramid` keeps per octave its
-offset, height and width. OpenCV's construction (``cv2.SIFT_create()`` defaults): the frame
+offset, height and width.
+
+Transcendental functions (atan2, exp, cos, ...) are evaluated in float64 and rounded to
+float32 throughout the SIFT modules: torch's CPU kernels compute the SIMD body and the
+scalar tail of a tensor with different float32 approximations, so a value's last bit would
+depend on its position in the tensor, i.e. on the rest of the batch. OpenCV's construction (``cv2.SIFT_create()`` defaults): the frame
 upsampled 2x (bilinear, half-pixel centres) and blurred from the assumed 0.5 to sigma, then
 per octave ``layers + 3`` Gaussian images, each the previous one blurred incrementally; an
 octave starts from the previous octave's image ``layers`` taken every second pixel.
@@ -25,10 +30,14 @@ IMG_BORDER = 5  # extrema closer than this to an octave's edge are not searched
 class Pyramid:
     """gauss: flat [sum_o B * (layers + 3) * H_o * W_o], dog: flat [sum_o B * (layers + 2)
     * H_o * W_o], both float32; octave o's block starts at gauss_offset[o] / dog_offset[o]
-    and is laid out [B, layer, H_o, W_o] (row-major)."""
+    and is laid out [B, layer, H_o, W_o] (row-major). magnitude and direction (degrees in
+    [0, 360)) of the gradient of the Gaussian images share gauss's layout; they are filled
+    for layers 1..layers (where keypoints live) at pixels one inside the image edge."""
 
     gauss: torch.Tensor
     dog: torch.Tensor
+    magnitude: torch.Tensor
+    direction: torch.Tensor
     heights: list[int]
     widths: list[int]
     gauss_offset: list[int]
@@ -127,8 +136,10 @@ def build_pyramid(frames: torch.Tensor, layers: int, sigma: float) -> Pyramid:
         d_off.append(d_tot)
         g_tot += b * (layers + 3) * hh * ww
         d_tot += b * (layers + 2) * hh * ww
-    pyr = Pyramid(torch.empty(g_tot, dtype=torch.float32, device=frames.device),
-                  torch.empty(d_tot, dtype=torch.float32, device=frames.device),
+    def empty(n):
+        return torch.empty(n, dtype=torch.float32, device=frames.device)
+
+    pyr = Pyramid(empty(g_tot), empty(d_tot), empty(g_tot), empty(g_tot),
                   heights, widths, g_off, d_off, b, layers)
     sig = layer_sigmas(layers, sigma)
     for o in range(n_oct):
@@ -141,7 +152,28 @@ def build_pyramid(frames: torch.Tensor, layers: int, sigma: float) -> Pyramid:
         for i in range(1, layers + 3):
             g[:, i] = gaussian_blur(g[:, i - 1], sig[i])
         torch.sub(g[:, 1:], g[:, :-1], out=pyr.dog_octave(o))
+        _gradients(pyr, o)
     return pyr
+
+
+def _gradients(pyr: Pyramid, o: int) -> None:
+    """Gradient magnitude and direction of octave o's layers 1..layers, by OpenCV's
+    central differences: dx = I(x+1) - I(x-1), dy = I(y-1) - I(y+1); the direction is
+    atan2(dy, dx) in degrees, in [0, 360)."""
+    g = pyr.gauss_octave(o)[:, 1:pyr.layers + 1]
+    if g.shape[-1] < 3 or g.shape[-2] < 3:
+        return
+    shape = (pyr.batch, pyr.layers + 3, pyr.heights[o], pyr.widths[o])
+    n = shape[0] * shape[1] * shape[2] * shape[3]
+    off = pyr.gauss_offset[o]
+    mag = pyr.magnitude[off:off + n].view(shape)[:, 1:pyr.layers + 1, 1:-1, 1:-1]
+    ang = pyr.direction[off:off + n].view(shape)[:, 1:pyr.layers + 1, 1:-1, 1:-1]
+    dx = g[:, :, 1:-1, 2:] - g[:, :, 1:-1, :-2]
+    dy = g[:, :, :-2, 1:-1] - g[:, :, 2:, 1:-1]
+    torch.sqrt(dx * dx + dy * dy, out=mag) if mag.is_contiguous() else mag.copy_(
+        torch.sqrt(dx * dx + dy * dy))
+    a = torch.rad2deg(torch.atan2(dy.double(), dx.double())).float()
+    ang.copy_(torch.where(a < 0, a + 360.0, a))
 
 
 def find_extrema(pyr: Pyramid, threshold: float) -> torch.Tensor:
@@ -172,15 +204,20 @@ def find_extrema(pyr: Pyramid, threshold: float) -> torch.Tensor:
     return torch.cat(found)
 
 
+def sample_budget(device: torch.device) -> int:
+    """Window samples gathered at once: bounds the temporaries (~100 bytes a sample)."""
+    return 1 << (25 if device.type == "cuda" else 22)
+
+
 def window_gradients(pyr: Pyramid, octave, b, layer, row, col, radius, budget: int,
                      keep=None):
-    """Central-difference gradients of Gaussian images in square windows around points.
+    """Gradients of Gaussian images in square windows around points.
 
-    For points (octave, b, layer, row, col) with window radius `radius` (all [N] int64),
-    yields per group of points of one radius the usable samples, flattened: (point [M]
-    index of the sample's point, di, dj [M] its row/column offset, dx, dy [M] float32 with
-    dx = I(x+1) - I(x-1) and dy = I(y-1) - I(y+1) as OpenCV). A sample is usable when it
-    lies at least one pixel inside its image (OpenCV's rule) and, if given,
+    For points (octave, b, layer, row, col) with window radius `radius` (all [N] int64,
+    layer in 1..layers), yields per group of points of one radius the usable samples,
+    flattened: (point [M] index of the sample's point, di, dj [M] its row/column offset,
+    magnitude, direction [M] float32 from the pyramid's gradient images). A sample is
+    usable when it lies at least one pixel inside its image (OpenCV's rule) and, if given,
     keep(points [n], di [S], dj [S]) -> [n, S] bool holds. At most `budget` window samples
     per group, so memory stays bounded whatever the number of points."""
     dev = pyr.gauss.device
@@ -198,18 +235,16 @@ def window_gradients(pyr: Pyramid, octave, b, layer, row, col, radius, budget: i
         for s in range(0, members.numel(), chunk):
             sel = members[s:s + chunk]
             o = octave[sel]
-            h, w = heights[o].unsqueeze(1), widths[o].unsqueeze(1)
+            h, w = heights[o], widths[o]
             y = row[sel].unsqueeze(1) + di
             x = col[sel].unsqueeze(1) + dj
-            use = (y > 0) & (y < h - 1) & (x > 0) & (x < w - 1)
+            use = (y > 0) & (y < h.unsqueeze(1) - 1) & (x > 0) & (x < w.unsqueeze(1) - 1)
             if keep is not None:
                 use &= keep(sel, di, dj)
             k, t = use.nonzero(as_tuple=True)
-            base = offsets[o] + (b[sel] * l3 + layer[sel]) * heights[o] * widths[o]
-            wk = w.squeeze(1)[k]
-            p = base[k] + y[k, t] * wk + x[k, t]
-            g = pyr.gauss
-            yield sel[k], di[t], dj[t], g[p + 1] - g[p - 1], g[p - wk] - g[p + wk]
+            start = offsets[o] + ((b[sel] * l3 + layer[sel]) * h + row[sel]) * w + col[sel]
+            p = start[k] + di[t] * w[k] + dj[t]
+            yield sel[k], di[t], dj[t], pyr.magnitude[p], pyr.direction[p]
 
 
 def _max3(x: torch.Tensor, dim: int) -> torch.Tensor:

@@ -31,6 +31,9 @@ SIGMA = 1.6
 CONTRAST_THRESHOLD = 0.04
 EDGE_THRESHOLD = 10.0
 FIRST_OCTAVE = -1  # the frame is upsampled 2x first
+# frames per pyramid pass: at most this many pixels of 2x-upsampled base (about 100 bytes
+# each across the Gaussian, DoG and gradient pyramids: ~13 GB at 2^27)
+MAX_BASE_PIXELS = 1 << 27
 
 
 class SiftFeatures(NamedTuple):
@@ -70,6 +73,26 @@ def sift(images: Any, max_features: int | None = None, device: Any = None,
     if max_features is not None and (not isinstance(max_features, (int, np.integer))
                                      or isinstance(max_features, bool) or max_features < 0):
         raise ValueError(f"max_features must be None or an integer >= 0, got {max_features!r}")
+    bsz, h, w = frames.shape
+    step = max(1, MAX_BASE_PIXELS // max(1, 4 * h * w))
+    if bsz <= step:
+        return _sift_frames(frames, max_features, uint8_descriptors)
+    # a frame's result does not depend on its batch, so chunks only bound the memory
+    parts = [_sift_frames(frames[s:s + step], max_features, uint8_descriptors)
+             for s in range(0, bsz, step)]
+    k = max(p.xy.shape[1] for p in parts)
+    return SiftFeatures(*(torch.cat([_pad_to(t, k) for t in field]) if name != "counts"
+                          else torch.cat(field)
+                          for name, field in zip(SiftFeatures._fields, zip(*parts))))
+
+
+def _pad_to(t: torch.Tensor, k: int) -> torch.Tensor:
+    pad = torch.zeros((t.shape[0], k - t.shape[1], *t.shape[2:]), dtype=t.dtype, device=t.device)
+    return torch.cat([t, pad], 1)
+
+
+def _sift_frames(frames: torch.Tensor, max_features: int | None,
+                 uint8_descriptors: bool) -> SiftFeatures:
     bsz = frames.shape[0]
     pyr = build_pyramid(frames, N_OCTAVE_LAYERS, SIGMA)
     threshold = float(np.floor(0.5 * CONTRAST_THRESHOLD / N_OCTAVE_LAYERS * 255))
@@ -88,7 +111,7 @@ def sift(images: Any, max_features: int | None = None, device: Any = None,
     angle, layer, xi = ori.angle[order], kp.layer[k][order], kp.xi[k][order]
     desc = _descriptors(pyr, octave, b, layer, x_oct, y_oct, scl, angle)
     # octave pixels -> input pixels: OpenCV scales by 2^octave, then by 1/2 for the doubling
-    to_input = torch.pow(2.0, (octave + FIRST_OCTAVE).float())
+    to_input = (1 << octave).float() * 2.0 ** FIRST_OCTAVE
     xy = torch.stack([x_oct, y_oct], 1) * to_input.unsqueeze(1)
     size = scl * 2 * to_input
     packed = ((octave + FIRST_OCTAVE) & 255) + (layer << 8) + \
