@@ -74,14 +74,15 @@ def match_descriptors(desc1: Any, desc2: Any, counts1: Any = None, counts2: Any 
     out = torch.full((B, N1), -1, dtype=torch.int64, device=device)
     if B and N1 and N2 >= 2:
         dtype = torch.float32 if _exact_in_float32(desc1, desc2) else torch.float64
-        a, b = desc1.to(dtype), desc2.to(dtype)
         budget = _BLOCK_ELEMENTS.get(device.type, _BLOCK_ELEMENTS["cuda"])
         for pairs, n1, n2 in _blocks(c1.cpu().numpy(), c2.cpu().numpy(), budget):
             sel = torch.from_numpy(pairs).to(device)
+            b = desc2.narrow(1, 0, n2).index_select(0, sel).to(dtype)
             rows = max(1, budget // (len(pairs) * n2))  # < n1 only for one pair over budget
             for r0 in range(0, n1, rows):
                 r1 = min(n1, r0 + rows)
-                out[sel, r0:r1] = _match_block(a[sel, r0:r1], b[sel, :n2], c2[sel], float(ratio))
+                a = desc1.narrow(1, r0, r1 - r0).index_select(0, sel).to(dtype)
+                out[sel, r0:r1] = _match_block(a, b, c2[sel], float(ratio))
     rows_valid = torch.arange(N1, device=device)[None, :] < c1[:, None]
     out = torch.where(rows_valid & (c2[:, None] >= 2), out, -1)
     return out.numpy() if numpy_in else out
