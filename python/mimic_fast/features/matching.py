@@ -1,4 +1,6 @@
-"""Brute-force L2 k=2 matching with Lowe's ratio test (the MIMIC scripts' matcher)."""
+"""Brute-force L2 k=2 matching with Lowe's ratio test (the MIMIC scripts' matcher), one pair
+per call with OpenCV: the definition that the batched twin,
+:func:`mimic_fast.features.batched_matching.match_descriptors`, is tested against."""
 
 from __future__ import annotations
 
