@@ -216,6 +216,31 @@ def test_gaussian_blur_matches_opencv(sigma):
     np.testing.assert_allclose(ours, cv2.GaussianBlur(img, (0, 0), sigma, sigma), atol=2e-3)
 
 
+@pytest.mark.parametrize("shape", [(3, 37, 53), (2, 3, 5)])
+def test_blur_paths_agree(shape):
+    """The convolution path (used on CUDA) and the exact shifted-sum path (CPU) are the
+    same blur up to float rounding."""
+    rng = np.random.default_rng(2)
+    img = torch.from_numpy((rng.random(shape) * 255).astype(np.float32))
+    exact = pyramid.gaussian_blur(img, 3.0887, exact=True)
+    conv = pyramid.gaussian_blur(img, 3.0887, exact=False)
+    torch.testing.assert_close(conv, exact, atol=1e-3, rtol=0)
+
+
+def test_cuda_blur_path_on_cpu_gives_the_same_keypoints(birdwoman, monkeypatch):
+    """The whole SIFT with the convolution blur that CUDA uses, run here on the CPU: the
+    keypoints of the exact path, up to float rounding."""
+    img, _, exact = birdwoman
+    real_blur = pyramid.gaussian_blur
+    monkeypatch.setattr(pyramid, "gaussian_blur",
+                        lambda x, sigma: real_blur(x, sigma, exact=False))
+    conv = sift(img[None])
+    n_e, n_c = int(exact.counts[0]), int(conv.counts[0])
+    assert abs(n_e - n_c) <= 0.01 * n_e + 1
+    d = torch.cdist(exact.xy[0, :n_e], conv.xy[0, :n_c])
+    assert (d.min(1).values < 0.01).float().mean() >= 0.98
+
+
 def test_base_image_matches_opencv_upsampling():
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (20, 31), dtype=np.uint8)

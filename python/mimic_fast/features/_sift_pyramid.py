@@ -91,16 +91,25 @@ def _reflect101_index(n: int, radius: int, device) -> torch.Tensor:
     return torch.where(i > n - 1, period - i, i)
 
 
-def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(img: torch.Tensor, sigma: float, exact: bool | None = None) -> torch.Tensor:
     """Separable Gaussian blur of [N, H, W] float32 images, border reflect-101.
 
-    Written as a sum of shifted slices rather than a convolution call: elementwise float ops give every frame the same
-    bits whatever the batch size or device library, so a frame's keypoints never depend
-    on the rest of the batch (conv2d backends pick algorithms by batch size)."""
-    k = gaussian_kernel(sigma, img.device).tolist()
-    r = (len(k) - 1) // 2
+    exact (the default off CUDA): a sum of shifted slices, whose elementwise float ops give
+    every frame the same bits whatever the batch size, so a frame's keypoints never depend
+    on the rest of the batch (CPU conv2d picks its algorithm by batch size). Otherwise one
+    conv2d per direction (cuDNN: one pass over the image instead of one per tap; the GPU's
+    atomic histogram sums are not bit-reproducible anyway). Both agree to float rounding."""
+    if exact is None:
+        exact = img.device.type != "cuda"
+    k = gaussian_kernel(sigma, img.device)
+    r = (k.numel() - 1) // 2
     n, h, w = img.shape
     x = img.index_select(2, _reflect101_index(w, r, img.device))
+    if not exact:
+        x = F.conv2d(x.unsqueeze(1), k.view(1, 1, 1, -1))
+        x = x.index_select(2, _reflect101_index(h, r, img.device))
+        return F.conv2d(x, k.view(1, 1, -1, 1)).squeeze(1)
+    k = k.tolist()
     acc = x[:, :, r:r + w] * k[r]
     for i in range(r):
         acc.add_(x[:, :, i:i + w], alpha=k[i]).add_(x[:, :, 2 * r - i:2 * r - i + w], alpha=k[i])

@@ -32,7 +32,8 @@ CONTRAST_THRESHOLD = 0.04
 EDGE_THRESHOLD = 10.0
 FIRST_OCTAVE = -1  # the frame is upsampled 2x first
 # frames per pyramid pass: at most this many pixels of 2x-upsampled base (about 100 bytes
-# each across the Gaussian, DoG and gradient pyramids: ~13 GB at 2^27)
+# each across the Gaussian, DoG and gradient pyramids: ~13 GB at 2^27; twice that on CUDA,
+# where bigger passes mean fewer kernel launches per frame)
 MAX_BASE_PIXELS = 1 << 27
 
 
@@ -74,7 +75,8 @@ def sift(images: Any, max_features: int | None = None, device: Any = None,
                                      or isinstance(max_features, bool) or max_features < 0):
         raise ValueError(f"max_features must be None or an integer >= 0, got {max_features!r}")
     bsz, h, w = frames.shape
-    step = max(1, MAX_BASE_PIXELS // max(1, 4 * h * w))
+    budget = MAX_BASE_PIXELS * (2 if frames.device.type == "cuda" else 1)
+    step = max(1, budget // max(1, 4 * h * w))
     if bsz <= step:
         return _sift_frames(frames, max_features, uint8_descriptors)
     # a frame's result does not depend on its batch, so chunks only bound the memory
