@@ -51,6 +51,11 @@ def birdwoman(shared_data):
     return a, b, sift(torch.from_numpy(np.stack([a, b])))
 
 
+def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[n, m] exact distances (torch.cdist's matmul form loses ~0.05 px at 200 px)."""
+    return (a[:, None] - b[None]).norm(dim=2)
+
+
 def _birdwoman(shared_data) -> np.ndarray:
     return next(homography_pairs(shared_data))[1]
 
@@ -237,7 +242,7 @@ def test_cuda_blur_path_on_cpu_gives_the_same_keypoints(birdwoman, monkeypatch):
     conv = sift(img[None])
     n_e, n_c = int(exact.counts[0]), int(conv.counts[0])
     assert abs(n_e - n_c) <= 0.01 * n_e + 1
-    d = torch.cdist(exact.xy[0, :n_e], conv.xy[0, :n_c])
+    d = _distances(exact.xy[0, :n_e], conv.xy[0, :n_c])
     assert (d.min(1).values < 0.01).float().mean() >= 0.98
 
 
@@ -293,7 +298,7 @@ def test_cuda_agrees_with_cpu_and_opencv(real_cases):
     for b in range(len(frames)):
         n_c, n_g = int(cpu.counts[b]), int(gpu.counts[b])
         assert abs(n_c - n_g) <= 0.01 * n_c + 1, (b, n_c, n_g)
-        d = torch.cdist(cpu.xy[b, :n_c], gpu.xy[b, :n_g].cpu())
+        d = _distances(cpu.xy[b, :n_c], gpu.xy[b, :n_g].cpu())
         assert (d.min(1).values < 0.01).float().mean() >= 0.98
     feats = [(gpu.xy[b, :n].cpu().numpy(), gpu.descriptors[b, :n].cpu().numpy())
              for b, n in enumerate(gpu.counts.tolist())]
