@@ -134,7 +134,8 @@ def repeatability(xy1, xy2, H, shape1, shape2, tol: float = 1.5) -> float:
     inside view 2 and vice versa; a view-1 keypoint repeats when one of view 2 lies within
     tol px of its mapped position. Repeated / the smaller of the two common counts."""
     def inside(p, shape):
-        return (p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] <= shape[1] - 1) & (p[:, 1] <= shape[0] - 1)
+        return ((p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] <= shape[1] - 1)
+                & (p[:, 1] <= shape[0] - 1))
 
     p1 = _warp(xy1, H)
     in1 = inside(p1, shape2)

@@ -112,7 +112,8 @@ def test_descriptors_close_to_opencv(birdwoman):
     i, j = np.array(pairs).T
     diff = np.abs(desc[i] - ours[j]).max(1)
     assert np.mean(diff <= 2) >= 0.95, np.percentile(diff, [50, 90, 99])
-    cos = (desc[i] * ours[j]).sum(1) / np.linalg.norm(desc[i], axis=1) / np.linalg.norm(ours[j], axis=1)
+    cos = (desc[i] * ours[j]).sum(1) / (np.linalg.norm(desc[i], axis=1) *
+                                        np.linalg.norm(ours[j], axis=1))
     assert np.median(cos) > 0.9999 and cos.min() > 0.95
 
 

@@ -1,5 +1,11 @@
 """SIFT scale space of a batch of frames: the Gaussian and difference-of-Gaussian pyramids
-and the 3x3x3 DoG extrema, as torch ops batched over the frames (any device).
+and the 3x3x3 DoG extrema, as torch ops batched over the frames (any device), and the
+gradient windows that the keypoint and descriptor stages read from it.
+
+OpenCV's construction (``cv2.SIFT_create()`` defaults): the frame upsampled 2x (bilinear,
+half-pixel centres) and blurred from the assumed 0.5 to sigma, then per octave
+``layers + 3`` Gaussian images, each the previous one blurred incrementally; an octave
+starts from the previous octave's image ``layers`` taken every second pixel.
 
 Each pyramid lives in ONE flat buffer (all octaves back to back) so that the later stages
 can gather from every octave with a single index: :class:`Pyramid` keeps per octave its
@@ -8,10 +14,7 @@ offset, height and width.
 Transcendental functions (atan2, exp, cos, ...) are evaluated in float64 and rounded to
 float32 throughout the SIFT modules: torch's CPU kernels compute the SIMD body and the
 scalar tail of a tensor with different float32 approximations, so a value's last bit would
-depend on its position in the tensor, i.e. on the rest of the batch. OpenCV's construction (``cv2.SIFT_create()`` defaults): the frame
-upsampled 2x (bilinear, half-pixel centres) and blurred from the assumed 0.5 to sigma, then
-per octave ``layers + 3`` Gaussian images, each the previous one blurred incrementally; an
-octave starts from the previous octave's image ``layers`` taken every second pixel.
+depend on its position in the tensor, i.e. on the rest of the batch.
 """
 
 from __future__ import annotations

@@ -130,7 +130,8 @@ def _as_frames(images: Any, device: Any) -> torch.Tensor:
     elif isinstance(images, torch.Tensor):
         t = images
     else:
-        raise TypeError(f"images must be a numpy array or torch tensor, got {type(images).__name__}")
+        raise TypeError("images must be a numpy array or torch tensor, "
+                        f"got {type(images).__name__}")
     if t.ndim == 2:
         t = t.unsqueeze(0)
     if t.ndim != 3:
