@@ -109,9 +109,11 @@ def gaussian_blur(img: torch.Tensor, sigma: float, exact: bool | None = None) ->
     n, h, w = img.shape
     x = img.index_select(2, _reflect101_index(w, r, img.device))
     if not exact:
-        x = F.conv2d(x.unsqueeze(1), k.view(1, 1, 1, -1))
-        x = x.index_select(2, _reflect101_index(h, r, img.device))
-        return F.conv2d(x, k.view(1, 1, -1, 1)).squeeze(1)
+        # full float32: TF32 (cuDNN's default) would move DoG values by ~0.1 grey levels
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            x = F.conv2d(x.unsqueeze(1), k.view(1, 1, 1, -1))
+            x = x.index_select(2, _reflect101_index(h, r, img.device))
+            return F.conv2d(x, k.view(1, 1, -1, 1)).squeeze(1)
     k = k.tolist()
     acc = x[:, :, r:r + w] * k[r]
     for i in range(r):
