@@ -11,7 +11,8 @@ table, writes JSON (benchmarks/results/bench_matching-<device>.json).
 Sets: "mining" = 224x224 views of real frames (TUM frames, two videos) as the mining sees
 them, in batches of 64 candidate pairs (the mining's batch), each view with its next and
 next-but-one (the (i, i+1), (i, i+2) rule); "large" = the HPatches / LightGlue / graf images
-at long side 640 (up to ~4,000 keypoints). The batched rates include what evaluate() adds
+at long side 640 (up to ~4,000 keypoints); with ``--device cuda`` also the mining views in
+one batch of 1,024 pairs. The batched rates include what evaluate() adds
 around the call: padding, the copy to and from the device, and the per-pair index lists.
 """
 
@@ -103,6 +104,39 @@ def batched_matches(pairs, device) -> list[np.ndarray]:
     return [index_pairs(rows[b, : c1[b]]) for b in range(len(pairs))]
 
 
+def torch_threads(torch, threads):
+    """A context that sets torch's CPU threads (an int) for its body; "-" leaves them."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def ctx():
+        before = torch.get_num_threads()
+        if threads != "-":
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+    return ctx()
+
+
+def interleaved(impls, repeats: int, torch, warmup: int = 2) -> list[dict]:
+    """time_call's figures for each (impl, device, threads, fn), the calls of all impls
+    interleaved round by round (order rotating), so a load that changes during the run (a
+    shared machine) weighs on every impl alike."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else None
+    times: list[list[float]] = [[] for _ in impls]
+    for rnd in range(warmup + repeats):
+        for k in [(rnd + j) % len(impls) for j in range(len(impls))]:
+            _, device, threads, fn = impls[k]
+            with torch_threads(torch, threads):
+                t = time_call(fn, 1, warmup=0, sync=sync if device == "cuda" else None)
+            if rnd >= warmup:
+                times[k].append(t["median_s"])
+    return [{"median_s": float(np.median(t)), "min_s": min(t), "max_s": max(t),
+             "repeats": repeats, "interleaved": True} for t in times]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -115,6 +149,9 @@ def main() -> int:
     import cv2
     import torch
 
+    from mimic_fast._allocator import retain_freed_memory
+
+    retain_freed_memory()  # as a mining worker does: padded batches reuse the heap's pages
     if not SHARED_DATA.is_dir():
         print(f"real data missing: {SHARED_DATA}")
         return 2
@@ -126,6 +163,8 @@ def main() -> int:
                             for t in args.threads.split(",")})
     sets = {"mining 224x224, batch 64": candidate_pairs(mining_views(SHARED_DATA), MINING_BATCH),
             "large (long side 640), 8 pairs": candidate_pairs(large_views(SHARED_DATA), 8)}
+    if args.device == "cuda":  # a GPU batch: the mining views, 1,024 pairs in one call
+        sets["mining 224x224, batch 1024"] = candidate_pairs(mining_views(SHARED_DATA), 1024)
     rows, summary = [], {}
     print(f"{'set':<34} {'impl':<30} {'device':>6} {'threads':>7} {'pairs/s':>9} {'x cv2':>6} "
           f"{'identical':>9}")
@@ -148,19 +187,14 @@ def main() -> int:
                   f"{rate / base:>6.2f} {str(same):>9}", flush=True)
             return same
 
-        add("cv2.BFMatcher knnMatch per pair", "cpu", 1,
-            time_call(lambda: opencv_matches(pairs), repeats), want)
-        threads_before = torch.get_num_threads()
-        for threads in thread_counts:
-            torch.set_num_threads(threads)
-            add("match_descriptors", "cpu", threads,
-                time_call(lambda: batched_matches(pairs, "cpu"), repeats),
-                batched_matches(pairs, "cpu"))
-        torch.set_num_threads(threads_before)
+        impls = [("cv2.BFMatcher knnMatch per pair", "cpu", 1, lambda: opencv_matches(pairs))]
+        impls += [("match_descriptors", "cpu", t, lambda: batched_matches(pairs, "cpu"))
+                  for t in thread_counts]
         if args.device == "cuda":
-            add("match_descriptors", "cuda", "-",
-                time_call(lambda: batched_matches(pairs, "cuda"), repeats, warmup=2,
-                          sync=torch.cuda.synchronize), batched_matches(pairs, "cuda"))
+            impls.append(("match_descriptors", "cuda", "-", lambda: batched_matches(pairs, "cuda")))
+        for (impl, device, threads, fn), timing in zip(impls, interleaved(impls, repeats, torch)):
+            with torch_threads(torch, threads):
+                add(impl, device, threads, timing, fn())
         r = {(row["device"], row["threads"]): row for row in rows if row["set"] == set_name}
         summary[set_name] = {
             "cpu_one_thread_vs_opencv": r[("cpu", 1)]["vs_opencv"] if ("cpu", 1) in r else None,

@@ -114,6 +114,9 @@ def test_torch_stages_one_call_each_on_the_device(views, monkeypatch):
     assert any(c.accepted for c in out)
     calls.clear()
     assert ev.evaluate([], cfg, device="cpu") == [] and calls == []
+    monkeypatch.setattr(ev, "MATCH_PAIRS", 20)  # a large group: matched 20 pairs per call
+    assert_same_candidates(ev.evaluate(pairs, cfg, device="cpu"), out)
+    assert [name for name, _ in calls] == ["match"] * 3 + ["ransac", "overlap"]
 
 
 def test_cpu_default_matcher_runs_on_one_torch_thread(views, monkeypatch):

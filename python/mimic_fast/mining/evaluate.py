@@ -63,6 +63,8 @@ class Candidate:
 # (cv2.BFMatcher per pair). Identical matches; one core, mining batches of 64 pairs of 224x224
 # views: see benchmarks/bench_matching.py and its results.
 CPU_MATCHER = "batched"
+# Pairs per match_descriptors call: 256 pairs of 600-keypoint views pad to 2 x 79 MB.
+MATCH_PAIRS = 256
 
 
 def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig,
@@ -106,24 +108,28 @@ def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig,
 
 def _matches(cands: list[Candidate], cfg: MineConfig, device: Any) -> list[np.ndarray]:
     """Ratio-test matches [M, 2] (view-1 keypoint, view-2 keypoint) per candidate, in query
-    order: OpenCV pair by pair, or ONE match_descriptors call for the batch."""
+    order: OpenCV pair by pair, or ONE match_descriptors call per :data:`MATCH_PAIRS` pairs
+    (a group's every pair is one batch: padded descriptors of thousands of pairs would not
+    fit)."""
     if device is None and CPU_MATCHER == "opencv":
         return [ratio_match(c.v1.features, c.v2.features, cfg.ratio) for c in cands]
-    if not cands:
-        return []
     from mimic_fast.features.batched_matching import (
         index_pairs, match_descriptors, pad_descriptors,
     )
 
-    d1, c1 = pad_descriptors([c.v1.features.descriptors for c in cands])
-    d2, c2 = pad_descriptors([c.v2.features.descriptors for c in cands])
-    if device is None:
-        with _one_torch_thread():
-            rows = match_descriptors(d1, d2, c1, c2, cfg.ratio)
-    else:
-        rows = match_descriptors(*_to_device((d1, d2, c1, c2), device), ratio=cfg.ratio)
-        rows = rows.cpu().numpy()
-    return [index_pairs(rows[b, : c1[b]]) for b in range(len(cands))]
+    out = []
+    for s in range(0, len(cands), MATCH_PAIRS):
+        part = cands[s : s + MATCH_PAIRS]
+        d1, c1 = pad_descriptors([c.v1.features.descriptors for c in part])
+        d2, c2 = pad_descriptors([c.v2.features.descriptors for c in part])
+        if device is None:
+            with _one_torch_thread():
+                rows = match_descriptors(d1, d2, c1, c2, cfg.ratio)
+        else:
+            rows = match_descriptors(*_to_device((d1, d2, c1, c2), device), ratio=cfg.ratio)
+            rows = rows.cpu().numpy()
+        out += [index_pairs(rows[b, : c1[b]]) for b in range(len(part))]
+    return out
 
 
 def _homographies(matched: list, cfg: MineConfig,
