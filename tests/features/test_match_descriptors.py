@@ -136,8 +136,6 @@ def test_random_integer_descriptors_and_the_float64_path():
               for _ in range(5)]
         got, want = batch_vs_opencv(s1, s2, ratio=0.9)
         np.testing.assert_array_equal(got, want)
-    wide = torch.full((1, 1, 256), 255.0)
-    assert not batched_matching._exact_in_float32(torch.zeros(1, 1, 256), wide)
     q = rng.integers(0, 256, (3, 30, 128)).astype(np.uint8)
     t = rng.integers(0, 256, (3, 30, 128)).astype(np.uint8)
     t[:, :10] = q[:, :10]  # exact twins: certain matches
@@ -231,3 +229,16 @@ def test_distances_are_opencvs_float32_square_roots():
         sq = np.arange(lo, hi, dtype=np.float32)
         got = batched_matching.opencv_distance(torch.from_numpy(sq)).numpy()
         np.testing.assert_array_equal(got, np.sqrt(sq).astype(np.float64))
+
+
+def test_float32_path_only_where_every_matmul_precision_is_exact():
+    """SIFT's range takes the float32 path; values above 256 (inexact in bfloat16, which CUDA
+    may use for float32 matmuls) or negative ones, and too many dimensions, take float64."""
+    exact = batched_matching._exact_in_float32
+    z = torch.zeros(1, 1, 128)
+    assert exact(z, torch.full((1, 1, 128), 255.0))
+    assert not exact(torch.zeros(1, 1, 4), torch.full((1, 1, 4), 300.0))
+    assert not exact(z, torch.full((1, 1, 128), -1.0))
+    assert not exact(torch.zeros(1, 1, 256), torch.full((1, 1, 256), 255.0))
+    u8 = torch.full((1, 1, 4), 255, dtype=torch.uint8)
+    assert exact(torch.zeros_like(u8), u8)

@@ -8,8 +8,8 @@ The decisions are OpenCV's (``cv2.BFMatcher(cv2.NORM_L2).knnMatch(k=2)`` then
   differences. For integer-valued descriptors (SIFT's are float32 holding 0..255) every partial
   sum is an integer below 2**24, so that sum is exact whatever the order. Here the squared
   distances come from one batched matmul (|b|^2 / 2 - a.b per candidate, |a|^2 + 2 x that for
-  the best two), exact in float32 under the bound :func:`_exact_in_float32` checks, in
-  float64 beyond it. The float32 square roots of the two smallest are then OpenCV's two
+  the best two), exact in float32 under the bound :func:`_exact_in_float32` checks (also with
+  TF32 or bfloat16 matmuls on CUDA), in float64 beyond it. The float32 square roots of the two smallest are then OpenCV's two
   distances bit for bit (sqrt is monotone: the two smallest squared distances give the two
   smallest distances).
 - The ratio test compares the float32 distances promoted to float64, as the Python test does
@@ -36,6 +36,10 @@ import numpy as np
 # of 128 MiB). CUDA: 128 MiB, few enough launches; 256 pairs x 2000 x 2000 run in 32 blocks.
 _BLOCK_ELEMENTS = {"cpu": 1 << 18, "cuda": 1 << 25}
 _FLOAT32_EXACT = 1 << 24  # integers below this are exact in float32
+# Integers up to this are exact in bfloat16 (8 significant bits), so also in TF32: the float32
+# matmul stays exact whatever torch.set_float32_matmul_precision says (CUDA may then round
+# its inputs to TF32 or bfloat16; products are still summed in float32).
+_REDUCED_PRECISION_EXACT = 256
 
 
 def match_descriptors(desc1: Any, desc2: Any, counts1: Any = None, counts2: Any = None,
@@ -142,9 +146,10 @@ def opencv_distance(sq):
 
 
 def _exact_in_float32(desc1, desc2) -> bool:
-    """True when the float32 path is exact for integer-valued descriptors: non-negative values
-    with 2 * D * max^2 < 2**24 keep every quantity of it an integer or half-integer below 2**23
-    (SIFT's 0..255 with D = 128: 16,646,400). Raises on NaN or inf. One host sync per input."""
+    """True when the float32 path is exact for integer-valued descriptors: values in
+    [0, 256] with 2 * D * max^2 < 2**24 keep every quantity of it an integer or half-integer
+    below 2**23 (SIFT's 0..255 with D = 128: 16,646,400), whatever the matmul precision.
+    Raises on NaN or inf. One host sync per input."""
     import torch
 
     D = desc1.shape[2]
@@ -155,7 +160,8 @@ def _exact_in_float32(desc1, desc2) -> bool:
         lo, hi = (float(v) for v in torch.aminmax(x))  # NaN propagates into both
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"{name} must be finite, found NaN or inf")
-        exact = exact and lo >= 0 and 2 * D * hi * hi < _FLOAT32_EXACT
+        exact = exact and lo >= 0 and hi <= _REDUCED_PRECISION_EXACT \
+            and 2 * D * hi * hi < _FLOAT32_EXACT
     return exact
 
 
