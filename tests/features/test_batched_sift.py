@@ -178,6 +178,17 @@ def test_inputs_uint8_float_numpy_torch_agree(shared_data):
             assert torch.equal(x, y)
 
 
+def test_frame_gives_the_views_features(birdwoman):
+    """frame(b) is what mining's per-view Features hold: float32 numpy, frame b's rows."""
+    from mimic_fast.features.sift import Features
+
+    _, _, f = birdwoman
+    xy, desc = f.frame(1)
+    n = int(f.counts[1])
+    assert xy.dtype == desc.dtype == np.float32 and xy.shape == (n, 2) and desc.shape == (n, 128)
+    assert np.array_equal(xy, f.xy[1, :n].numpy()) and len(Features(xy, desc)) == n
+
+
 def test_max_features_keeps_the_strongest(birdwoman):
     img, _, full = birdwoman
     top = sift(img[None], max_features=50, uint8_descriptors=True)

@@ -51,6 +51,13 @@ class SiftFeatures(NamedTuple):
     descriptors: torch.Tensor  # [B, K, 128] float32 with integer values 0..255, or uint8
     counts: torch.Tensor  # [B] int64
 
+    def frame(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame b's (xy [n, 2], descriptors [n, 128]) as float32 numpy arrays, the form of
+        mimic_fast.features.sift.Features (the OpenCV path's per-view features)."""
+        n = int(self.counts[b])
+        return (self.xy[b, :n].cpu().numpy().astype(np.float32),
+                self.descriptors[b, :n].cpu().numpy().astype(np.float32))
+
 
 def sift(images: Any, max_features: int | None = None, device: Any = None,
          uint8_descriptors: bool = False) -> SiftFeatures:
