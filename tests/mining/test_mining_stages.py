@@ -145,3 +145,29 @@ def test_cuda_stages_give_the_cpu_candidates(views, ransac):
     pairs = candidate_pairs(views)
     want = ev.evaluate(pairs, cfg)
     assert_same_candidates(ev.evaluate(pairs, cfg, device="cuda"), want)
+
+
+def test_torch_is_imported_only_by_the_paths_that_use_it(shared_data):
+    """Importing the stages costs no torch import (the CLI stays fast), nor does evaluating
+    with OpenCV's matcher on the CPU; the batched matcher imports it."""
+    import subprocess
+    import sys
+
+    frames = sorted((shared_data / "video/tum_freiburg_frames").glob("*.png"))[:2]
+    code = f"""
+import sys, cv2
+from mimic_fast.mining import evaluate as ev
+from mimic_fast.mining.config import MineConfig
+from mimic_fast.mining.views import make_view
+assert "torch" not in sys.modules, "import"
+views = [make_view(cv2.imread(p)[..., ::-1].copy(), MineConfig(), k)
+         for k, p in enumerate({[str(p) for p in frames]!r})]
+ev.CPU_MATCHER = "opencv"
+assert ev.evaluate([tuple(views)], MineConfig())[0].matches > 10
+assert "torch" not in sys.modules, "opencv path"
+ev.CPU_MATCHER = "batched"
+ev.evaluate([tuple(views)], MineConfig())
+assert "torch" in sys.modules
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
