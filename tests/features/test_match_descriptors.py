@@ -242,3 +242,27 @@ def test_float32_path_only_where_every_matmul_precision_is_exact():
     assert not exact(torch.zeros(1, 1, 256), torch.full((1, 1, 256), 255.0))
     u8 = torch.full((1, 1, 4), 255, dtype=torch.uint8)
     assert exact(torch.zeros_like(u8), u8)
+
+
+def test_score_blocks_stay_within_the_budget(monkeypatch):
+    """Memory is bounded: every score block holds at most the budget's elements (a single
+    pair over it is split by query rows), and each block is padded to its own pairs only."""
+    rng = np.random.default_rng(6)
+    sizes = rng.integers(2, 300, 40)
+    sets = [rng.integers(0, 256, (int(n), 128)).astype(np.float32) for n in sizes]
+    d1, c1 = pad_descriptors(sets)
+    d2, c2 = pad_descriptors(sets[::-1])
+    want = match_descriptors(d1, d2, c1, c2)
+    shapes = []
+    real = batched_matching._match_block
+
+    def spy(a, b, c2, ratio):
+        shapes.append((a.shape[0], a.shape[1], b.shape[1]))
+        return real(a, b, c2, ratio)
+
+    monkeypatch.setattr(batched_matching, "_match_block", spy)
+    budget = 4 * 150 * 150
+    monkeypatch.setitem(batched_matching._BLOCK_ELEMENTS, "cpu", budget)
+    np.testing.assert_array_equal(match_descriptors(d1, d2, c1, c2), want)
+    assert len(shapes) > 5 and all(p * r * n <= budget for p, r, n in shapes), shapes
+    assert sum(p * r * n for p, r, n in shapes) < 0.7 * 40 * d1.shape[1] * d2.shape[1]
