@@ -2,8 +2,8 @@
 
 A batch of candidates goes through four stages: match -> RANSAC -> overlap -> verdict.
 
-- ``device=None`` (the CPU default): matching with :data:`CPU_MATCHER` (the batched torch
-  matcher or OpenCV's per pair: the same matches, whichever is faster, measured), RANSAC per
+- ``device=None`` (the CPU default): matching with :data:`CPU_MATCHER` (OpenCV's per pair, or
+  the batched torch matcher: the same matches; see there for the choice), RANSAC per
   pair with OpenCV (``ransac="opencv"``, as published) or for the whole batch in ONE
   ``mimic_fast.find_homographies`` call (``ransac="native"``), and ONE
   ``mimic_fast.patch_overlap`` call for the batch, on numpy arrays.
@@ -59,10 +59,11 @@ class Candidate:
         return self.reason == ACCEPTED
 
 
-# The CPU default matcher: "batched" (match_descriptors, torch on the CPU) or "opencv"
-# (cv2.BFMatcher per pair). Identical matches; one core, mining batches of 64 pairs of 224x224
-# views: see benchmarks/bench_matching.py and its results.
-CPU_MATCHER = "batched"
+# The CPU default matcher: "opencv" (cv2.BFMatcher per pair) or "batched" (match_descriptors,
+# torch on the CPU). Identical matches; batched is 2.8x faster on one core on mining batches
+# (benchmarks/bench_matching.py), about 1 ms of the ~11 ms a candidate costs, but it imports
+# torch (1.5-4.5 s per run here), which a CPU `mine` must not need (issue 10).
+CPU_MATCHER = "opencv"
 # Pairs per match_descriptors call: 256 pairs of 600-keypoint views pad to 2 x 79 MB.
 MATCH_PAIRS = 256
 
