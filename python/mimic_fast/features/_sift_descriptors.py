@@ -52,8 +52,9 @@ def descriptors(pyr: Pyramid, octave, b, layer, x, y, scale, angle) -> torch.Ten
         flat = hist.view(-1)
         for point, di, dj, mag, grad_ori in window_gradients(
                 pyr, octave, b, layer, row, col, radius, sample_budget(dev), keep=in_grid):
-            _vote(flat, point, di.float(), dj.float(), mag, grad_ori, cos_t[point],
-                  sin_t[point], ori[point])
+            _vote(flat, point, di.float(), dj.float(), mag, grad_ori,
+                  cos_t.index_select(0, point), sin_t.index_select(0, point),
+                  ori.index_select(0, point))
     return _finish(hist)
 
 

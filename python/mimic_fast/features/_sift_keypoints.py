@@ -59,7 +59,7 @@ def refine(pyr: Pyramid, cand: torch.Tensor, contrast_threshold: float,
         centre = offsets[o[idx]] + ((b[idx] * (L + 2) + layer) * h + r) * w + c
 
         def at(dl, dr, dc):
-            return pyr.dog[centre + dl * plane + dr * w + dc]
+            return pyr.dog.index_select(0, centre + dl * plane + dr * w + dc)
 
         v = at(0, 0, 0)
         dD = torch.stack([(at(0, 0, 1) - at(0, 0, -1)) * deriv_scale,
@@ -183,7 +183,8 @@ def orientations(pyr: Pyramid, kp: Keypoints, sigma: float) -> Oriented:
         flat = hist.view(-1)
         for point, di, dj, mag, ori in window_gradients(
                 pyr, kp.octave, kp.b, kp.layer, kp.row, kp.col, radius, sample_budget(dev)):
-            wgt = torch.exp(((di * di + dj * dj).float() * expf[point]).double()).float()
+            wgt = torch.exp(((di * di + dj * dj).float() * expf.index_select(0, point))
+                            .double()).float()
             bins = torch.round(ori * (ORI_HIST_BINS / 360.0)).long().remainder(ORI_HIST_BINS)
             flat.index_add_(0, point * ORI_HIST_BINS + bins, wgt * mag)
     n_bins = ORI_HIST_BINS

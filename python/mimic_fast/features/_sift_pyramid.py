@@ -94,6 +94,19 @@ def _reflect101_index(n: int, radius: int, device) -> torch.Tensor:
     return torch.where(i > n - 1, period - i, i)
 
 
+def _pad_reflect101(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
+    """[N, H, W] padded by r on both sides of dim 1 or 2, BORDER_REFLECT_101 (torch's
+    "reflect" pad where it applies, r < size; the general index otherwise)."""
+    n = x.shape[dim]
+    if r == 0:
+        return x
+    if r < n:
+        if dim == 2:
+            return F.pad(x, (r, r), mode="reflect")
+        return F.pad(x.unsqueeze(1), (0, 0, r, r), mode="reflect").squeeze(1)
+    return x.index_select(dim, _reflect101_index(n, r, x.device))
+
+
 def gaussian_blur(img: torch.Tensor, sigma: float, exact: bool | None = None) -> torch.Tensor:
     """Separable Gaussian blur of [N, H, W] float32 images, border reflect-101.
 
@@ -107,18 +120,18 @@ def gaussian_blur(img: torch.Tensor, sigma: float, exact: bool | None = None) ->
     k = gaussian_kernel(sigma, img.device)
     r = (k.numel() - 1) // 2
     n, h, w = img.shape
-    x = img.index_select(2, _reflect101_index(w, r, img.device))
+    x = _pad_reflect101(img, r, 2)
     if not exact:
         # full float32: TF32 (cuDNN's default) would move DoG values by ~0.1 grey levels
         with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-            x = F.conv2d(x.unsqueeze(1), k.view(1, 1, 1, -1))
-            x = x.index_select(2, _reflect101_index(h, r, img.device))
-            return F.conv2d(x, k.view(1, 1, -1, 1)).squeeze(1)
+            x = F.conv2d(x.unsqueeze(1), k.view(1, 1, 1, -1)).squeeze(1)
+            x = _pad_reflect101(x, r, 1)
+            return F.conv2d(x.unsqueeze(1), k.view(1, 1, -1, 1)).squeeze(1)
     k = k.tolist()
     acc = x[:, :, r:r + w] * k[r]
     for i in range(r):
         acc.add_(x[:, :, i:i + w], alpha=k[i]).add_(x[:, :, 2 * r - i:2 * r - i + w], alpha=k[i])
-    x = acc.index_select(1, _reflect101_index(h, r, img.device))
+    x = _pad_reflect101(acc, r, 1)
     acc = x[:, r:r + h] * k[r]
     for i in range(r):
         acc.add_(x[:, i:i + h], alpha=k[i]).add_(x[:, 2 * r - i:2 * r - i + h], alpha=k[i])
@@ -257,8 +270,11 @@ def window_gradients(pyr: Pyramid, octave, b, layer, row, col, radius, budget: i
                 use &= keep(sel, di, dj)
             k, t = use.nonzero(as_tuple=True)
             start = offsets[o] + ((b[sel] * l3 + layer[sel]) * h + row[sel]) * w + col[sel]
-            p = start[k] + di[t] * w[k] + dj[t]
-            yield sel[k], di[t], dj[t], pyr.magnitude[p], pyr.direction[p]
+            # index_select: 2-3x faster than x[i] for these large 1-D gathers on the CPU
+            di_t, dj_t = di.index_select(0, t), dj.index_select(0, t)
+            p = start.index_select(0, k) + di_t * w.index_select(0, k) + dj_t
+            yield (sel.index_select(0, k), di_t, dj_t, pyr.magnitude.index_select(0, p),
+                   pyr.direction.index_select(0, p))
 
 
 def _max3(x: torch.Tensor, dim: int) -> torch.Tensor:
