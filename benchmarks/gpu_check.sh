@@ -22,6 +22,8 @@ STEPS=(
   "pytest_cuda|200|tests|$PY -m pytest tests -m cuda -p no:cacheprovider -q -rfE --durations=10"
   "bench_overlap|90|benchmarks/bench_overlap.py|$PY benchmarks/bench_overlap.py --quick"
   "bench_ransac|90|benchmarks/bench_ransac.py|$PY benchmarks/bench_ransac.py --quick"
+  "bench_matching|60|benchmarks/bench_matching.py|$PY benchmarks/bench_matching.py --quick --device cuda"
+  "bench_sift|90|benchmarks/bench_sift.py|$PY benchmarks/bench_sift.py --quick --device cuda"
   "bench_attention|120|benchmarks/bench_attention.py|$PY benchmarks/bench_attention.py --warmup 3 --trials 10 --iters 5"
   "train_data|60|../shared/data/video/tum_freiburg_frames|$PY benchmarks/gpu_check_data.py $W/data"
   "train_smoke|150|python/mimic_fast/train/__main__.py|$PY -m mimic_fast.train --data $W/data --model croco_base --pos-embed rope100 --batch-size 64 --device cuda --num-workers 8 --no-progress --log-every 2 --ckpt-every 3 --out $W/run --max-steps 6 && $PY -m mimic_fast.cli eval $W/run --device cuda --max-pairs 32 --out $W/eval"
