@@ -147,7 +147,7 @@ def run_eval(args) -> int:
 
 def summary_line(result: dict) -> str:
     """The printed result of ``eval``: both losses and the cross-view gain, the files."""
-    where = f"{result['pairs']} {'held-out' if result['split'] == 'holdout' else result['split']} pairs"
+    where = f"{result['pairs']} {'held-out ' if result['split'] == 'holdout' else ''}pairs"
     if result["loss_shuffled_reference"] is None:
         gain = "no cross-view gain (single-view model)" if result["views"] == 1 else \
             "no cross-view gain (fewer than 2 pairs)"
