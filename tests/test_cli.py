@@ -65,7 +65,8 @@ def test_every_option_and_argument_of_every_command_is_explained(capsys):
             where = f"{name} {'/'.join(action.option_strings) or action.dest}"
             assert action.help, f"{where} has no help text"
             shows_default = (action.option_strings and not action.required and
-                             action.default not in (None, False, argparse.SUPPRESS))
+                             not any(action.default is v for v in (None, False,
+                                                                   argparse.SUPPRESS)))
             if shows_default:  # the help text as printed names the default
                 formatter = command.formatter_class(prog=command.prog)
                 assert "%(default)s" in formatter._get_help_string(action), where

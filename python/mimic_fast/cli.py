@@ -48,21 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     for command in sub.choices.values():
         command.allow_abbrev = False  # `--worker` must not pass for `--workers`
-        command.formatter_class = _DefaultsShown
+        command.formatter_class = DefaultsShown
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the traceback of an error")
     parser.commands = sub.choices  # name -> the command's parser
     return parser
 
 
-class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
     """Appends "(default: X)" to every option's help, except where there is nothing to show
     (flags that are off, required options, positionals)."""
 
     def _get_help_string(self, action):
         help_ = action.help or ""
-        if (action.default in (None, False, argparse.SUPPRESS) or action.required
-                or not action.option_strings or "%(default)" in help_):
+        off = any(action.default is v for v in (None, False, argparse.SUPPRESS))  # not 0, 0.0
+        if off or action.required or not action.option_strings or "%(default)" in help_:
             return help_
         return f"{help_} (default: %(default)s)".lstrip()
 

@@ -12,10 +12,10 @@ from mimic_fast.train.commands import add_train_arguments, run_train
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mimic_fast.cli import _DefaultsShown
+    from mimic_fast.cli import DefaultsShown
 
     parser = argparse.ArgumentParser(prog="python -m mimic_fast.train", description=__doc__.splitlines()[0],
-                                     allow_abbrev=False, formatter_class=_DefaultsShown)
+                                     allow_abbrev=False, formatter_class=DefaultsShown)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser.set_defaults(command="train")  # names the command in one-line errors
