@@ -86,6 +86,9 @@ class MineConfig:
 class RunOptions:
     engine: str = "local"  # local (process pool) | ray
     workers: int = 1  # local engine processes; 1 = in this process
+    chunk: int = 64  # videos and frame folders with more sampled frames are split into work
+    # units of this many (mining.chunks), so workers share a long source; 0 = never split.
+    # The dataset does not depend on it.
     ray_address: str | None = None  # None: an already initialised Ray, else a local one
     device: str = "auto"  # auto (= cpu for now) | cpu | cuda (not implemented yet)
     strict: bool = False  # exit non-zero when anything failed
@@ -97,6 +100,8 @@ class RunOptions:
         _choice("device", self.device, DEVICES)
         if int(self.workers) < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if int(self.chunk) < 0:
+            raise ValueError(f"chunk must be >= 0, got {self.chunk}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

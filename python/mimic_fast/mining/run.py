@@ -107,7 +107,7 @@ class _Work:
 
         self.sources = {t.index: t for t in todo}
         workers = options.workers if options.engine == "local" else 1
-        self.plans = {t.index: chunks.plan_source(t, getattr(options, "chunk", 0), workers)
+        self.plans = {t.index: chunks.plan_source(t, options.chunk, workers)
                       for t in todo}
         self.parts: dict[int, dict[int, dict]] = {}  # source -> chunk -> landed part
         self.whole: set[int] = set()  # sources asked for whole after a chunk said so
