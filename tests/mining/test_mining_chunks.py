@@ -24,6 +24,21 @@ def options(chunk: int, workers: int = 1) -> RunOptions:
     return RunOptions(progress=False, chunk=chunk, workers=workers)
 
 
+@pytest.fixture
+def mined_whole(monkeypatch) -> list:
+    """Paths of the split sources the run fell back to mining whole (the safety net must not
+    be what makes a regular source come out right)."""
+    paths = []
+    real = run._Work._mine_whole
+
+    def record(self, index, why):
+        paths.append(self.sources[index].source.path)
+        real(self, index, why)
+
+    monkeypatch.setattr(run._Work, "_mine_whole", record)
+    return paths
+
+
 def everything(out) -> dict[str, bytes]:
     """dataset_files plus the manifests (their timing aside)."""
     files = dataset_files(out)
@@ -83,7 +98,8 @@ class Recorder(run.Progress):
 
 
 @pytest.mark.parametrize("chunk", [1, 4])
-def test_any_chunk_size_gives_the_unsplit_dataset(inputs, unsplit, tmp_path, monkeypatch, chunk):
+def test_any_chunk_size_gives_the_unsplit_dataset(inputs, unsplit, tmp_path, monkeypatch, chunk,
+                                                  mined_whole):
     ran = []
     real = chunks.run_chunk
     monkeypatch.setattr(chunks, "run_chunk", lambda t, p=None: ran.append(t) or real(t, p))
@@ -91,18 +107,18 @@ def test_any_chunk_size_gives_the_unsplit_dataset(inputs, unsplit, tmp_path, mon
     assert everything(tmp_path / "ds") == unsplit
     assert {t.source.kind for t in ran} == {"frames", "video"}  # both were split...
     assert any(t.span is not None and t.span.keyframe > 0 for t in ran)  # ...videos by seeking
-    assert not (tmp_path / "ds" / chunks.PARTS_DIR).exists()
+    assert not (tmp_path / "ds" / chunks.PARTS_DIR).exists() and mined_whole == []
 
 
-def test_two_workers_share_one_source(inputs, unsplit, tmp_path, monkeypatch):
+def test_two_workers_share_one_source(inputs, unsplit, tmp_path, monkeypatch, mined_whole):
     monkeypatch.setattr(run, "Progress", Recorder)
     mine([inputs], tmp_path / "ds", MineConfig(interval=0.5), options(3, workers=2))
-    assert everything(tmp_path / "ds") == unsplit
+    assert everything(tmp_path / "ds") == unsplit and mined_whole == []
     bar = Recorder.instances.pop()  # the pool counts each chunk as it lands
     assert bar.total == bar.done == 26 and sorted(bar.steps) == [2] * 10 + [3] * 2
 
 
-def test_killed_run_reuses_landed_parts(inputs, unsplit, tmp_path, monkeypatch):
+def test_killed_run_reuses_landed_parts(inputs, unsplit, tmp_path, monkeypatch, mined_whole):
     out = tmp_path / "ds"
     real = chunks.run_chunk
     ran = []
@@ -126,11 +142,11 @@ def test_killed_run_reuses_landed_parts(inputs, unsplit, tmp_path, monkeypatch):
     monkeypatch.setattr(chunks, "run_chunk", lambda t, p=None: ran.append((t.index, t.number))
                         or real(t, p))
     mine([inputs], out, MineConfig(interval=0.5), options(4))
-    assert everything(out) == unsplit
+    assert everything(out) == unsplit and mined_whole == []
     assert len(ran) == len(set(ran)) and (0, 0) not in ran and (0, 1) in ran
 
 
-def test_irregular_chunk_mines_the_source_whole(inputs, tmp_path, shared_data):
+def test_irregular_chunk_mines_the_source_whole(inputs, tmp_path, shared_data, mined_whole):
     """A bad frame inside a chunk, and box.mp4 (frames with decode-order timestamps): the
     source is mined whole, so the errors and pairs are the unsplit ones."""
     folder = tmp_path / "folder"
@@ -143,6 +159,7 @@ def test_irregular_chunk_mines_the_source_whole(inputs, tmp_path, shared_data):
     a = mine([folder, box], tmp_path / "a", cfg, options(0))
     b = mine([folder, box], tmp_path / "b", cfg, options(2))
     assert a["errors"] and everything(tmp_path / "a") == everything(tmp_path / "b")
+    assert sorted(mined_whole) == sorted([str(folder), str(box)])
     task = SourceTask(str(tmp_path / "c"), 0, run.discover([box])[0][0], cfg)
     first = chunks.plan_source(task, 2).chunks[0]
     assert chunks.run_chunk(first)["status"] == "whole"
@@ -193,3 +210,21 @@ def test_ray_runs_the_source_a_dead_chunk_asks_for(tmp_path, monkeypatch):
 
     run_ray([chunk], None, on_done)
     assert landed == [(5, "whole"), (5, "done")]
+
+
+def test_parts_missing_a_needed_verdict_do_not_assemble(tmp_path):
+    """(0, 1) overlaps too much, so the walk needs (0, 2): parts without it are refused (the
+    driver then mines the source whole), never assembled into a shorter shard."""
+    from mimic_fast.io.sources import Source
+
+    task = SourceTask(str(tmp_path), 0, Source(str(tmp_path / "f"), "frames"), MineConfig())
+    verdicts = [{"i": 0, "j": 1, "reason": "high_overlap", "overlap": 0.9, "frames": [0, 1]},
+                {"i": 1, "j": 2, "reason": "low_overlap", "overlap": 0.1, "frames": [1, 2]}]
+    part = {"chunk": 0, "start": 0, "stop": 2, "seconds": 0.0, "verdicts": verdicts}
+    with pytest.raises(ValueError, match=r"\(0, 2\)"):
+        chunks.assemble(task, [part])
+    with pytest.raises(ValueError, match="stop at position 1"):
+        chunks.assemble(task, [dict(part, verdicts=verdicts[:1] + [
+            {"i": 0, "j": 2, "reason": "low_overlap", "overlap": 0.1, "frames": [0, 2]}],
+            stop=3)])
+    assert not list(tmp_path.glob("*.tar")) and not (tmp_path / "_done").exists()

@@ -227,7 +227,10 @@ def assemble(task, parts: list[dict]) -> dict:
         for entry in part["verdicts"]:
             verdicts[(entry["i"], entry["j"])] = _Verdict(entry, part["chunk"])
     walk = OrderedWalk(task.config)
-    formed = walk.advance(verdicts, positions - 1, final=True)
+    try:
+        formed = walk.advance(verdicts, positions - 1, final=True)
+    except KeyError as exc:  # an (i, i+2) the walk needs is in no part
+        raise ValueError(f"no part has the verdict of {exc.args[0]}") from None
     if walk.pos < positions - 1:
         raise ValueError(f"the parts stop at position {walk.pos} of {positions}")
     out = SourceShard(task)
