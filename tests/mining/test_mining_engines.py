@@ -53,11 +53,6 @@ def test_ray_engine_matches_serial(inputs, serial, tmp_path):
     assert dataset_files(out) == dataset_files(serial)
 
 
-def test_gpu_mining_is_refused_clearly(inputs, tmp_path):
-    with pytest.raises(NotImplementedError, match="GPU mining not implemented yet"):
-        mine(inputs, tmp_path / "x", MineConfig(), RunOptions(device="cuda"))
-
-
 class _DiesWhenUnpickled(str):
     """A source path that kills the process unpickling it: the worker handed this task dies
     as it would on a decoder segfault (the driver, which only pickles it, is unharmed)."""
@@ -117,7 +112,7 @@ def _with_fake_ray(monkeypatch, exceptions, get, tmp_path) -> list[SourceTask]:
     object ref); returns 3 tasks for run_ray."""
     fake = types.SimpleNamespace(
         exceptions=exceptions, is_initialized=lambda: True, get=get, cancel=lambda ref: None,
-        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task, driver: task),
+        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task, *_: task),
         wait=lambda pending, num_returns: (pending[:1], pending[1:]),
     )
     monkeypatch.setitem(sys.modules, "ray", fake)

@@ -51,12 +51,25 @@ class SiftFeatures(NamedTuple):
     descriptors: torch.Tensor  # [B, K, 128] float32 with integer values 0..255, or uint8
     counts: torch.Tensor  # [B] int64
 
-    def frame(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+    def frame(self, b: int, order: str = "strongest") -> tuple[np.ndarray, np.ndarray]:
         """Frame b's (xy [n, 2], descriptors [n, 128]) as float32 numpy arrays, the form of
-        mimic_fast.features.sift.Features (the OpenCV path's per-view features)."""
+        mimic_fast.features.sift.Features (the OpenCV path's per-view features).
+
+        order: "strongest" first (as computed), or "opencv": the order cv2.SIFT returns (by
+        x, y, then size descending, angle, response descending, octave descending: its
+        duplicate filter's sort), so that what consumes the keypoints in order (matches fed
+        to a RANSAC) sees OpenCV's sequence."""
         n = int(self.counts[b])
-        return (self.xy[b, :n].cpu().numpy().astype(np.float32),
-                self.descriptors[b, :n].cpu().numpy().astype(np.float32))
+        xy = self.xy[b, :n].cpu().numpy().astype(np.float32)
+        desc = self.descriptors[b, :n].cpu().numpy().astype(np.float32)
+        if order == "opencv":
+            keys = [getattr(self, f)[b, :n].cpu().numpy() for f in
+                    ("octave", "response", "angle", "size")]
+            perm = np.lexsort((-keys[0], -keys[1], keys[2], -keys[3], xy[:, 1], xy[:, 0]))
+            xy, desc = xy[perm], desc[perm]
+        elif order != "strongest":
+            raise ValueError(f"order must be 'strongest' or 'opencv', got {order!r}")
+        return xy, desc
 
 
 def sift(images: Any, max_features: int | None = None, device: Any = None,

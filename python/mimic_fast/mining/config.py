@@ -17,6 +17,7 @@ GROUP_KEEP = ("all", "best")
 WALKS = ("published", "all")
 OVERLAP_SAMPLINGS = ("random", "grid")
 RANSACS = ("opencv", "native")
+SIFTS = ("opencv", "native")
 ENGINES = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -36,6 +37,8 @@ class MineConfig:
     exact_decode: bool = True  # JPEGs decoded in full, as published; False: at 1/2..1/8 size
     # (IDCT scaling) when at least twice the view: faster, but a different (low-passed) view
     min_side: int = 32  # frames with a shorter side are rejected as too small
+    sift: str = "opencv"  # opencv (cv2.SIFT per view, as published) | native (mimic_fast.sift:
+    # the same keypoints within 0.01 px, torch on the stage device; strongest first)
     ratio: float = 0.7  # Lowe ratio
     min_matches: int = 10  # a pair needs MORE than this many ratio-test matches
     ransac_threshold: float = 5.0  # pixels, in the size x size views
@@ -58,6 +61,7 @@ class MineConfig:
         _choice("walk", self.walk, WALKS)
         _choice("overlap_sampling", self.overlap_sampling, OVERLAP_SAMPLINGS)
         _choice("ransac", self.ransac, RANSACS)
+        _choice("sift", self.sift, SIFTS)
         _choice("resize", self.resize, RESIZE_MODES)
         _choice("interpolation", self.interpolation, INTERPOLATIONS)
         if self.group_by is not None:
@@ -90,7 +94,7 @@ class RunOptions:
     # units of this many (mining.chunks), so workers share a long source; 0 = never split.
     # The dataset does not depend on it.
     ray_address: str | None = None  # None: an already initialised Ray, else a local one
-    device: str = "auto"  # auto (= cpu for now) | cpu | cuda (not implemented yet)
+    device: str = "auto"  # auto (= cpu until the GPU path has run on a GPU) | cpu | cuda
     strict: bool = False  # exit non-zero when anything failed
     retry_failed: bool = False  # rerun sources recorded as failed
     progress: bool = True

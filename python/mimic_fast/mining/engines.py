@@ -31,21 +31,25 @@ from typing import Callable
 
 from mimic_fast._lifeline import process_identity
 from mimic_fast._output_folder import is_out_of_space
+from mimic_fast.mining.device import set_stage_device, stage_device
 from mimic_fast.mining.schedule import largest_first
 from mimic_fast.mining.worker import init_worker, run_unit, unit_died
 
 log = logging.getLogger(__name__)
+GPU_SHARE = 0.125  # of a GPU per Ray task with --device cuda: 8 tasks share one
 OnDone = Callable[[dict], "list | None"]  # a unit's result -> the units to run next
 OnProgress = Callable[[object, int], None]  # (unit, n more candidates evaluated)
 
 
-def run_serial(tasks: list, on_done: OnDone, on_progress: OnProgress | None = None) -> None:
+def run_serial(tasks: list, on_done: OnDone, on_progress: OnProgress | None = None,
+               device: str | None = None) -> None:
     import cv2
 
     import mimic_fast
 
     threads = (mimic_fast.get_num_threads(), cv2.getNumThreads())
-    init_worker()
+    previous_device = stage_device()
+    init_worker(device=device)
     queue = list(tasks)
     try:
         while queue:
@@ -56,22 +60,23 @@ def run_serial(tasks: list, on_done: OnDone, on_progress: OnProgress | None = No
     finally:
         mimic_fast.set_num_threads(threads[0])
         cv2.setNumThreads(threads[1])
+        set_stage_device(previous_device)
 
 
 def run_local(tasks: list, workers: int, on_done: OnDone,
-              on_progress: OnProgress | None = None) -> None:
+              on_progress: OnProgress | None = None, device: str | None = None) -> None:
     if workers <= 1 or len(tasks) <= 1:
-        run_serial(tasks, on_done, on_progress)
+        run_serial(tasks, on_done, on_progress, device)
         return
-    suspects = _run_pool(largest_first(tasks), min(workers, len(tasks)), on_done)
+    suspects = _run_pool(largest_first(tasks), min(workers, len(tasks)), on_done, device)
     for task in suspects:  # each alone, so a crash names its source
-        if _run_pool([task], 1, on_done):
+        if _run_pool([task], 1, on_done, device):
             more = on_done(unit_died(task, "worker process died while mining this source"))
             if more:
-                run_local(more, workers, on_done)
+                run_local(more, workers, on_done, device=device)
 
 
-def _run_pool(tasks: list, workers: int, on_done: OnDone) -> list:
+def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = None) -> list:
     """Run tasks (and the units their results ask for) in a pool; returns the tasks in flight
     when the pool broke (if it did)."""
     ctx = multiprocessing.get_context("forkserver")
@@ -80,7 +85,7 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone) -> list:
     running: dict = {}  # future -> task, until its result is handed to on_done
     completed = 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                             initargs=(process_identity(),)) as pool:
+                             initargs=(process_identity(), device)) as pool:
         try:
             while todo or running:
                 while todo and len(running) < 2 * workers:
@@ -138,16 +143,20 @@ def _workers_can_start(ctx) -> bool:
     return True
 
 
-def run_ray(tasks: list, address: str | None, on_done: OnDone) -> None:
+def run_ray(tasks: list, address: str | None, on_done: OnDone,
+            device: str | None = None) -> None:
     try:
         import ray
     except ImportError as exc:
         raise RuntimeError("--engine ray needs Ray: pip install 'mimic-fast[ray]'") from exc
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1, max_retries=1)(_ray_run_unit)
+    # on the GPU, tasks share each GPU (SIFT and decoding still take a core each); not yet
+    # the design of one GPU actor per GPU fed by CPU tasks
+    gpus = GPU_SHARE if device == "cuda" else 0
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(_ray_run_unit)
     driver = process_identity()
-    refs = {remote.remote(t, driver): t for t in largest_first(tasks)}
+    refs = {remote.remote(t, driver, device): t for t in largest_first(tasks)}
     pending = list(refs)
     try:
         while pending:
@@ -161,7 +170,7 @@ def run_ray(tasks: list, address: str | None, on_done: OnDone) -> None:
                     raise cause from None  # no fault of the source: stop, as the pool does
                 result = unit_died(refs[ref], f"Ray task failed: {type(exc).__name__}")
             for task in on_done(result) or []:
-                ref = remote.remote(task, driver)
+                ref = remote.remote(task, driver, device)
                 refs[ref] = task
                 pending.append(ref)
     except BaseException:
@@ -170,6 +179,6 @@ def run_ray(tasks: list, address: str | None, on_done: OnDone) -> None:
         raise
 
 
-def _ray_run_unit(task, driver: tuple) -> dict:
-    init_worker(driver)
+def _ray_run_unit(task, driver: tuple, device: str | None = None) -> dict:
+    init_worker(driver, device)
     return run_unit(task)

@@ -26,6 +26,7 @@ import numpy as np
 from mimic_fast.features.homography import ransac_homography
 from mimic_fast.features.matching import ratio_match
 from mimic_fast.mining.config import MineConfig
+from mimic_fast.mining.device import stage_device
 from mimic_fast.mining.views import View
 
 ACCEPTED = "accepted"
@@ -68,13 +69,19 @@ CPU_MATCHER = "opencv"
 MATCH_PAIRS = 256
 
 
+_PROCESS = object()  # evaluate's default: this process's stage device (mining.device)
+
+
 def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig,
-             device: Any = None) -> list[Candidate]:
+             device: Any = _PROCESS) -> list[Candidate]:
     """Candidates for (view 1, view 2) pairs, in the given order, with their verdicts.
 
     device: None (the CPU default stages on numpy), or "cpu", "cuda", "cuda:N", a
-    ``torch.device``: the batched stages on torch tensors on that device. The verdicts do not
-    depend on it."""
+    ``torch.device``: the batched stages on torch tensors on that device; by default the
+    process's (:func:`mimic_fast.mining.device.stage_device`). The verdicts do not depend on
+    it."""
+    if device is _PROCESS:
+        device = stage_device()
     out = [Candidate(v1, v2) for v1, v2 in pairs]
     if device is not None:
         import torch

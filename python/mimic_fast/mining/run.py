@@ -28,6 +28,7 @@ from mimic_fast.dataset.schema import DONE_DIR, FORMAT, FORMAT_VERSION, manifest
 from mimic_fast.dataset.writer import finalize, write_json_atomic
 from mimic_fast.io.sources import Source, discover
 from mimic_fast.mining.config import MineConfig, RunOptions
+from mimic_fast.mining.device import resolve as resolve_device
 from mimic_fast.mining.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,7 @@ def mine(
     on_source_done(manifest) is called in this process after each source lands (tests use
     it to simulate a crash).
     """
-    if options.device == "cuda":
-        raise NotImplementedError("GPU mining not implemented yet; use --device cpu (or auto)")
+    resolve_device(options.device)  # a machine that cannot run it: refused before anything
     t0 = time.perf_counter()
     out = Path(out)
     sources, input_errors = discover(inputs, config.kind, config.group_by)
@@ -207,10 +207,11 @@ def _key(unit) -> tuple:
 def _engine(units, options: RunOptions, on_done, on_progress) -> None:
     from mimic_fast.mining import engines
 
+    device = resolve_device(options.device)
     if options.engine == "ray":
-        engines.run_ray(units, options.ray_address, on_done)
+        engines.run_ray(units, options.ray_address, on_done, device)
     else:
-        engines.run_local(units, options.workers, on_done, on_progress)
+        engines.run_local(units, options.workers, on_done, on_progress, device)
 
 
 def _tasks(out: Path, sources: list[Source], config: MineConfig):

@@ -20,6 +20,7 @@ from mimic_fast.io.images import FrameError, read_image, to_view
 from mimic_fast.io.sources import group_of
 from mimic_fast.io.video import VideoSpan, decode_span, sample_video, truncated
 from mimic_fast.mining.config import MineConfig
+from mimic_fast.mining.device import stage_device
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,22 @@ def make_view(rgb: np.ndarray, cfg: MineConfig, index: int,
               original_hw: tuple[int, int] | None = None, **where) -> View:
     v = to_view(rgb, cfg.size, cfg.resize, cfg.interpolation)
     hw = original_hw or tuple(int(s) for s in rgb.shape[:2])
-    return View(index, v, sift_rgb(v), hw, **where)
+    return View(index, v, view_features(v, cfg), hw, **where)
+
+
+def view_features(rgb: np.ndarray, cfg: MineConfig) -> Features:
+    """SIFT of a view: OpenCV's (``sift="opencv"``) or mimic_fast.sift on the process's stage
+    device (``"native"``; one frame per call: a frame's result does not depend on its batch,
+    so batching frames across views is a speed-up left to do)."""
+    if cfg.sift == "opencv":
+        return sift_rgb(rgb)
+    import cv2
+
+    import mimic_fast
+
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    f = mimic_fast.sift(gray, device=stage_device() or "cpu")
+    return Features(*f.frame(0, order="opencv"))  # the matches reach RANSAC in OpenCV's order
 
 
 def view_from_file(path: str | Path, cfg: MineConfig, index: int) -> View:

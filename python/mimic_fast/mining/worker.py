@@ -17,6 +17,7 @@ from mimic_fast.io.frames import read_pair_list
 from mimic_fast.io.images import FrameError
 from mimic_fast.io.sources import Source
 from mimic_fast.mining.config import MineConfig
+from mimic_fast.mining.device import set_stage_device
 from mimic_fast.mining.evaluate import ACCEPTED, Candidate
 from mimic_fast.mining.sample import encode_sample
 from mimic_fast.mining.samplers import (
@@ -40,11 +41,12 @@ class SourceTask:
 _watching: set = set()  # drivers this process already watches (Ray reuses its workers)
 
 
-def init_worker(driver: tuple | None = None) -> None:
+def init_worker(driver: tuple | None = None, device: str | None = None) -> None:
     """One core per worker: no nested OpenMP / OpenCV threading; and freed heap memory is
     kept for the next frame (see :mod:`mimic_fast._allocator`; in the serial engine this
     applies to the calling process, for good). ``driver`` (a
-    :func:`mimic_fast._lifeline.process_identity`): the worker ends when that process does."""
+    :func:`mimic_fast._lifeline.process_identity`): the worker ends when that process does.
+    ``device``: where the batched stages run (:mod:`mimic_fast.mining.device`)."""
     import cv2
 
     import mimic_fast
@@ -53,6 +55,7 @@ def init_worker(driver: tuple | None = None) -> None:
 
     mimic_fast.set_num_threads(1)
     cv2.setNumThreads(1)
+    set_stage_device(device)
     retain_freed_memory()
     if driver is not None and driver not in _watching:
         exit_with(driver)

