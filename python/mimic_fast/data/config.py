@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 DECODERS = ("auto", "cpu", "dali")
 
@@ -13,7 +14,8 @@ class DataConfig:
     path: str = ""  # dataset folder (tar shards), a .csv of the published layout, or a URL
     decode: str = "auto"  # auto (DALI when importable, training on CUDA from a local shard
     # folder without holdout or streaming, else cpu) | cpu | dali
-    num_workers: int = 4  # DataLoader worker processes per rank (0 = in the training process)
+    num_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))  # DataLoader
+    # worker processes per rank (0 = in the training process); more than the cores only queue
     prefetch_factor: int = 4  # batches prefetched per worker
     augment: bool = False  # CroCo augmentations: independent random crops + colour jitter per view
     crop_min_scale: float = 0.5  # random-resized-crop area range [crop_min_scale, 1] (augment)
