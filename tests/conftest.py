@@ -40,3 +40,16 @@ def mined_tum(shared_data, tmp_path_factory) -> Path:
                    MineConfig(kind="frames"), RunOptions(progress=False))
     assert summary["accepted"] >= 8, summary  # the data/train tests need a few batches
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module (use with ``pytestmark =
+    pytest.mark.usefixtures("one_torch_thread")``): its tensors are small, and on a busy
+    machine OpenMP's barriers made 2 threads many times slower than 1 (measured 12x)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

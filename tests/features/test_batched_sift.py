@@ -16,14 +16,7 @@ from mimic_fast.features.batched_sift import sift
 from sift_cases import (homography_pairs, homography_quality, native_sift, opencv_sift,
                         photo_warps, repeatability)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """These frames are small: one thread is as fast, and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

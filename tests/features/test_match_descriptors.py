@@ -41,14 +41,7 @@ def batch_vs_opencv(sets1: list, sets2: list, ratio: float = 0.7, fill: float = 
     return got, want
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a busy machine OpenMP's barriers make 2 threads many times
-    slower than 1 (measured 12x with other processes on both cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ from mimic_fast.mining.config import MineConfig
 from mimic_fast.mining.views import make_view
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """device="cpu" uses torch's threads as set; one keeps this test fast on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
