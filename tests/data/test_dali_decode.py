@@ -151,7 +151,7 @@ def test_mjpeg_frames_at_given_positions_are_opencvs(mjpeg_video):
 def test_mjpeg_samples_are_sample_videos(mjpeg_video):
     stats_cv, stats_dali = {}, {}
     ours = list(sample_video(mjpeg_video, 1.0, stats_cv))
-    dali = dali_sample_video(mjpeg_video, 1.0, stats_dali, "cpu")
+    dali = list(dali_sample_video(mjpeg_video, 1.0, stats_dali, "cpu"))
     assert [(f.index, f.time) for f in dali] == [(f.index, f.time) for f in ours]
     assert [f.index for f in dali] == [0, 4, 8]  # 13 frames at 4 fps: 3 whole seconds
     assert stats_dali == stats_cv == {"nominal": 13, "decoded": 13}
@@ -188,7 +188,7 @@ def test_a_cut_video_gives_its_frames_before_the_cut_and_no_invented_ones(mjpeg_
         decode_video_frames(cut, [2, 9], "cpu")
     stats_cv, stats_dali = {}, {}
     ours = list(sample_video(cut, 0.5, stats_cv))
-    dali = dali_sample_video(cut, 0.5, stats_dali, "cpu")
+    dali = list(dali_sample_video(cut, 0.5, stats_dali, "cpu"))
     assert [f.index for f in dali] == [f.index for f in ours] == [0, 2, 4, 6]
     assert stats_dali == stats_cv == {"nominal": 13, "decoded": 7}
 
@@ -206,7 +206,7 @@ def test_a_video_cut_inside_a_frame_ends_before_it_as_sample_video_does(mjpeg_vi
         decode_video_frames(cut, [0, 6], "cpu")
     stats_cv, stats_dali = {}, {}
     ours = list(sample_video(cut, 0.25, stats_cv))
-    dali = dali_sample_video(cut, 0.25, stats_dali, "cpu")
+    dali = list(dali_sample_video(cut, 0.25, stats_dali, "cpu"))
     assert [f.index for f in dali] == [f.index for f in ours] == [0, 1, 2, 3, 4, 5]
     assert stats_dali == stats_cv == {"nominal": 13, "decoded": 6}
     for a, b in zip(dali, ours):

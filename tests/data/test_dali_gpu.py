@@ -50,7 +50,7 @@ def test_nvdec_samples_are_sample_videos(shared_data):
     path = shared_data / "video" / "opencv_box" / "box.mp4"
     stats_cv, stats_gpu = {}, {}
     ours = list(sample_video(path, 1.0, stats_cv))
-    gpu = dali_sample_video(path, 1.0, stats_gpu, "gpu")
+    gpu = list(dali_sample_video(path, 1.0, stats_gpu, "gpu"))
     assert [(f.index, f.time) for f in gpu] == [(f.index, f.time) for f in ours]
     assert stats_gpu == stats_cv
     for a, b in zip(gpu, ours):

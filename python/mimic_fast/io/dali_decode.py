@@ -55,6 +55,9 @@ CPU_VIDEO_CODECS = frozenset({"mjpeg", "vp8", "vp9"})  # the rest need NVDEC ("g
 _PAD_RGB = (1, 2, 3)
 
 
+VIDEO_GROUP = 32  # video samples per DALI run (bounds the frames held at full resolution)
+
+
 class DaliUnavailable(RuntimeError):
     """DALI was asked for but cannot run here."""
 
@@ -304,14 +307,15 @@ def _video_codec(path: str | Path) -> str:
 
 def dali_sample_video(path: str | Path, interval: float = 1.0, stats: dict | None = None,
                       device: str = "cpu", device_id: int | None = None, *,
-                      max_pixels: int = MAX_IMAGE_PIXELS) -> list:
+                      max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator:
     """:func:`mimic_fast.io.video.sample_video`'s samples (same times, same presentation
     indices: :func:`~mimic_fast.io.video.sample_plan` over the demuxed timestamps), decoded by
     DALI in one run. ``stats`` receives "nominal" (the container's frame count) and "decoded"
     (frames the stream holds, by its demuxed packets: DALI decodes only those asked for; for a
     stream cut inside a frame, the frames up to the last sample before the cut, whose samples
     are returned, as sample_video ends there).
-    A list of :class:`~mimic_fast.io.video.VideoFrame`; FrameError as sample_video raises."""
+    :class:`~mimic_fast.io.video.VideoFrame` s, decoded :data:`VIDEO_GROUP` at a time;
+    FrameError as sample_video raises."""
     import math
 
     import cv2
@@ -343,33 +347,40 @@ def dali_sample_video(path: str | Path, interval: float = 1.0, stats: dict | Non
         return decode_video_frames(path, [i for i, _ in part], device, device_id,
                                    max_pixels=max_pixels, stream_frames=len(times))
 
-    try:
-        frames = decode(plan)
-    except _DaliRunFailed:
-        # A stream cut inside a frame: OpenCV's sample_video ends before that frame, DALI
-        # fails the whole run. Find the first sample DALI cannot decode (by bisection, as
-        # after a cut every later one fails too) and keep the ones before it.
-        if len(plan) == 1:
-            raise
-        try:
-            decode(plan[-1:])
-            last_decodes = True  # the damage is not a cut: report it
-        except _DaliRunFailed:
-            last_decodes = False
-        if last_decodes:
-            raise
-        ok, bad = -1, len(plan) - 1
-        while bad - ok > 1:
-            mid = (ok + bad) // 2
+    def samples() -> Iterator:
+        # decoded VIDEO_GROUP samples at a time, so a long video never holds more than that many
+        # full-resolution frames
+        for start in range(0, len(plan), VIDEO_GROUP):
+            part = plan[start:start + VIDEO_GROUP]
             try:
-                decode(plan[mid:mid + 1])
-                ok = mid
+                frames = decode(part)
             except _DaliRunFailed:
-                bad = mid
-        if bad == 0:
-            raise
-        plan = plan[:bad]
-        frames = decode(plan)
-        if stats is not None:  # frames up to the last one decoded (a lower bound)
-            stats["decoded"] = plan[-1][0] + 1
-    return [VideoFrame(i, t, rgb) for (i, t), rgb in zip(plan, frames)]
+                # A stream cut inside a frame: OpenCV's sample_video ends before that frame, DALI
+                # fails the whole run. Find the first sample DALI cannot decode (by bisection, as
+                # after a cut every later one fails too) and keep the ones before it.
+                try:
+                    decode(plan[-1:])
+                    last_decodes = True  # the damage is not a cut: report it
+                except _DaliRunFailed:
+                    last_decodes = False
+                if last_decodes or start + len(part) == 1:
+                    raise
+                ok, bad = -1, len(part) - 1
+                while bad - ok > 1:
+                    mid = (ok + bad) // 2
+                    try:
+                        decode(part[mid:mid + 1])
+                        ok = mid
+                    except _DaliRunFailed:
+                        bad = mid
+                if start + bad == 0:
+                    raise
+                part = part[:bad]
+                frames = decode(part) if part else []
+                if stats is not None:  # frames up to the last one decoded (a lower bound)
+                    stats["decoded"] = (part[-1] if part else plan[start - 1])[0] + 1
+                yield from (VideoFrame(i, t, rgb) for (i, t), rgb in zip(part, frames))
+                return
+            yield from (VideoFrame(i, t, rgb) for (i, t), rgb in zip(part, frames))
+
+    return samples()  # the checks above ran now; the decoding runs as it is consumed

@@ -82,7 +82,8 @@ def plan_source(task, chunk: int, workers: int = 1) -> Plan:
         if source.kind == "video":
             plan = plan_video(source.path, cfg.interval)
             n = len(plan.samples)
-            spans = plan.span if plan.splittable else None
+            # chunks decode with PyAV: a video for DALI is decoded whole
+            spans = plan.span if plan.splittable and cfg.decoder == "opencv" else None
             files = None
         elif source.kind == "frames":
             from mimic_fast.mining.views import folder_files
@@ -121,10 +122,12 @@ def part_paths(out: str | Path, index: int, number: int) -> tuple[Path, Path]:
 
 
 def _views(task: ChunkTask):
-    from mimic_fast.mining.views import span_views, view_from_file
+    from mimic_fast.mining.views import dali_views, span_views, view_from_file
 
     if task.span is not None:
         yield from span_views(task.span, task.config)
+    elif task.config.decoder == "dali":
+        yield from dali_views(list(task.files), task.config)  # FrameError: mine it whole
     else:
         for index, path in task.files:
             yield view_from_file(path, task.config, index)  # FrameError: mine it whole

@@ -57,6 +57,9 @@ MINE_HELP = {
     "exact_decode": "decode JPEGs in full, as published; --no-exact-decode: at 1/2-1/8 size "
                     "(IDCT scaling) when the picture is at least twice the view (faster, a "
                     "different, low-passed view)",
+    "decoder": "'opencv' as published; 'dali' = NVIDIA DALI (nvJPEG and NVDEC on --device cuda, "
+               "its CPU decoders otherwise: images as OpenCV's, MJPEG/VP8/VP9 videos only; "
+               "needs the 'dali' extra)",
     "min_side": "frames whose shorter side is below this many pixels are rejected",
     "sift": "'opencv' = cv2.SIFT per view, as published; 'native' = mimic_fast.sift (the "
             "same keypoints within 0.01 px, on the --device; on the CPU about 7x slower)",
@@ -119,8 +122,9 @@ def _add_dataclass_options(group, cls) -> None:
 
     choices = {"kind": config.KINDS, "walk": config.WALKS, "group_keep": config.GROUP_KEEP,
                "resize": config.RESIZE_MODES, "interpolation": config.INTERPOLATIONS,
-               "ransac": config.RANSACS, "sift": config.SIFTS, "overlap_sampling": config.OVERLAP_SAMPLINGS,
-               "engine": config.ENGINES, "device": config.DEVICES}
+               "ransac": config.RANSACS, "sift": config.SIFTS, "decoder": config.DECODERS,
+               "overlap_sampling": config.OVERLAP_SAMPLINGS, "engine": config.ENGINES,
+               "device": config.DEVICES}
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         help_ = MINE_HELP[f.name]

@@ -18,6 +18,7 @@ WALKS = ("published", "all")
 OVERLAP_SAMPLINGS = ("random", "grid")
 RANSACS = ("opencv", "native")
 SIFTS = ("opencv", "native")
+DECODERS = ("opencv", "dali")
 ENGINES = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -34,6 +35,8 @@ class MineConfig:
     size: int = 224  # views are size x size
     resize: str = "squash"  # squash (published) | crop (centre square)
     interpolation: str = "linear"  # linear (cv2.resize's default, published) | area
+    decoder: str = "opencv"  # opencv (as published) | dali (NVIDIA DALI: nvJPEG / NVDEC with
+    # --device cuda, its CPU decoders otherwise; no silent switch between them)
     exact_decode: bool = True  # JPEGs decoded in full, as published; False: at 1/2..1/8 size
     # (IDCT scaling) when at least twice the view: faster, but a different (low-passed) view
     min_side: int = 32  # frames with a shorter side are rejected as too small
@@ -62,6 +65,9 @@ class MineConfig:
         _choice("overlap_sampling", self.overlap_sampling, OVERLAP_SAMPLINGS)
         _choice("ransac", self.ransac, RANSACS)
         _choice("sift", self.sift, SIFTS)
+        _choice("decoder", self.decoder, DECODERS)
+        if self.decoder == "dali" and not self.exact_decode:
+            raise ValueError("--no-exact-decode has no DALI twin (DALI decodes JPEGs in full)")
         _choice("resize", self.resize, RESIZE_MODES)
         _choice("interpolation", self.interpolation, INTERPOLATIONS)
         if self.group_by is not None:

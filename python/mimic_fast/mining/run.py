@@ -51,7 +51,13 @@ def mine(
     on_source_done(manifest) is called in this process after each source lands (tests use
     it to simulate a crash).
     """
-    resolve_device(options.device)  # a machine that cannot run it: refused before anything
+    device = resolve_device(options.device)  # one that cannot run here: refused before anything
+    if config.decoder == "dali":
+        from mimic_fast.io.dali_decode import dali_missing
+
+        why = dali_missing(need_gpu=device == "cuda")
+        if why:
+            raise ValueError(f"--decoder dali cannot run: {why}")
     t0 = time.perf_counter()
     out = Path(out)
     sources, input_errors = discover(inputs, config.kind, config.group_by)

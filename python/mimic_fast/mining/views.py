@@ -58,8 +58,41 @@ def view_features(rgb: np.ndarray, cfg: MineConfig) -> Features:
 
 
 def view_from_file(path: str | Path, cfg: MineConfig, index: int) -> View:
+    if cfg.decoder == "dali":
+        return next(dali_views([(index, path)], cfg))
     rgb, hw = read_image(path, cfg.size, cfg.min_side, exact=cfg.exact_decode)
     return make_view(rgb, cfg, index, hw, path=str(path))
+
+
+def dali_views(files: list[tuple[int, str | Path]], cfg: MineConfig,
+               errors: list[dict] | None = None) -> Iterator[View]:
+    """Views of (index, path) files decoded by DALI in batches (``--decoder dali``); a bad
+    file is appended to ``errors`` (read_image's message), or raised without ``errors``."""
+    for (index, path), (_, res) in zip(files, _dali_images(cfg).iter_decode(p for _, p in files)):
+        if isinstance(res, FrameError):
+            if errors is None:
+                raise res
+            errors.append({"input": str(path), "error": str(res)})
+            continue
+        yield make_view(res.rgb, cfg, index, res.size, path=str(path))
+
+
+_dali_decoders: dict = {}  # (device, min_side) -> this process's DaliImageDecoder
+
+
+def _dali_images(cfg: MineConfig):
+    """This process's DALI image decoder (a pipeline costs ~10 ms to build; one per worker,
+    one thread: a worker has one core)."""
+    from mimic_fast.io.dali_decode import DaliImageDecoder
+
+    key = (_dali_device(), cfg.min_side)
+    if key not in _dali_decoders:
+        _dali_decoders[key] = DaliImageDecoder(key[0], num_threads=1, min_side=cfg.min_side)
+    return _dali_decoders[key]
+
+
+def _dali_device() -> str:
+    return "gpu" if stage_device() == "cuda" else "cpu"
 
 
 def video_views(path: str, cfg: MineConfig, errors: list[dict]) -> Iterator[View]:
@@ -67,8 +100,14 @@ def video_views(path: str, cfg: MineConfig, errors: list[dict]) -> Iterator[View
     nominal length is recorded as truncated (the frames before the cut are kept)."""
     last = -1
     stats: dict = {}
+    if cfg.decoder == "dali":
+        from mimic_fast.io.dali_decode import dali_sample_video
+
+        frames = dali_sample_video(path, cfg.interval, stats, _dali_device())
+    else:
+        frames = sample_video(path, cfg.interval, stats)
     try:
-        for frame in sample_video(path, cfg.interval, stats):
+        for frame in frames:
             _check_video_side(frame.rgb, cfg)
             last = frame.index
             yield make_view(frame.rgb, cfg, frame.index, time=round(frame.time, 6))
@@ -112,6 +151,9 @@ def folder_views(path: str, cfg: MineConfig, stride: int, errors: list[dict],
     """Views of every ``stride``-th image of a folder sorted by name (only those of ``group``
     under cfg.group_by); bad files are skipped."""
     files = folder_files(path, cfg, group)
+    if cfg.decoder == "dali":
+        yield from dali_views([(i, files[i]) for i in range(0, len(files), stride)], cfg, errors)
+        return
     for index in range(0, len(files), stride):
         try:
             yield view_from_file(files[index], cfg, index)
