@@ -279,9 +279,13 @@ def main() -> int:
                     help="length of the generated long video of (c) (0: skip (c))")
     ap.add_argument("--long-video-repeats", type=int, default=2)
     ap.add_argument("--long-video-only", action="store_true", help="run (c) only")
-    ap.add_argument("--out", type=Path,
-                    default=HERE / "results" / "bench_mining-cpu.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON to write (default: results/bench_mining-cpu.json, or "
+                    "results/bench_mining-cpu-long-video.json with --long-video-only)")
     args = ap.parse_args()
+    if args.out is None:  # (c) alone must not overwrite the full run's results
+        name = "-long-video" if args.long_video_only else ""
+        args.out = HERE / "results" / f"bench_mining-cpu{name}.json"
 
     import cv2
     import numpy as np

@@ -30,3 +30,18 @@ def losses(run: Path) -> list[float]:
 
 def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def holdout_fraction(dataset: Path, pairs: int) -> float:
+    """The --holdout fraction that holds out exactly the ``pairs`` pairs whose keys hash
+    lowest (index.holdout_rows: crc32(key) < int(fraction * 2**32)). Keys name their source by
+    its absolute path, so a fixed fraction holds out a different number of a small dataset's
+    pairs wherever ../shared lies (one pair of mined_tum in a CI clone, where two were
+    needed)."""
+    import zlib
+
+    keys = [json.loads(line)["key"] for line in (dataset / "index.jsonl").read_text().splitlines()
+            if line.strip()]
+    hashes = sorted(zlib.crc32(k.encode()) for k in keys)
+    assert len(hashes) > pairs + 2, "too few pairs to hold some out and train on the rest"
+    return (hashes[pairs - 1] + 1) / 2**32

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from run_helpers import run_cli, train_args
+from run_helpers import holdout_fraction, run_cli, train_args
 
 from mimic_fast.data.index import holdout_rows, open_index
 from mimic_fast.data.loader import PairDataset
@@ -21,9 +21,15 @@ from mimic_fast.train.trainer import build_model
 
 
 @pytest.fixture(scope="module")
-def run(mined_tum, tmp_path_factory):
+def holdout(mined_tum) -> float:
+    return holdout_fraction(mined_tum, 3)
+
+
+@pytest.fixture(scope="module")
+def run(mined_tum, holdout, tmp_path_factory):
     out = tmp_path_factory.mktemp("crossview") / "run"
-    assert run_cli(train_args(mined_tum, out, steps=3, batch=2, extra=("--holdout", "0.4"))) == 0
+    assert run_cli(train_args(mined_tum, out, steps=3, batch=2,
+                              extra=("--holdout", repr(holdout)))) == 0
     return out
 
 
@@ -79,21 +85,21 @@ def test_partners_come_from_other_sources_and_ignore_batching():
     assert all(j != i for i, j in enumerate(one_source)) and len(set(one_source)) > 1
 
 
-def test_a_single_view_model_has_no_cross_view_gain(mined_tum, tmp_path):
+def test_a_single_view_model_has_no_cross_view_gain(mined_tum, holdout, tmp_path):
     out = tmp_path / "mae"
     assert run_cli(train_args(mined_tum, out, model="mae_test", steps=1, batch=2,
-                              extra=("--holdout", "0.4"))) == 0
+                              extra=("--holdout", repr(holdout)))) == 0
     result = evaluate(out, out=tmp_path, max_pairs=2, num_workers=0)
     assert result["views"] == 1 and np.isfinite(result["loss"])
     assert result["loss_shuffled_reference"] is None and result["cross_view_gain"] is None
 
 
-def test_evaluating_training_pairs_warns(mined_tum, run, tmp_path, caplog, capsys):
+def test_evaluating_training_pairs_warns(mined_tum, run, holdout, tmp_path, caplog, capsys):
     held = evaluate(run, out=tmp_path, max_pairs=2, num_workers=0)
     assert held["seen_in_training"] == 0
     with caplog.at_level(logging.WARNING):
         every = evaluate(run, split="all", out=tmp_path, num_workers=0)
-    trained = ~holdout_rows(list(open_index(mined_tum).keys), 0.4)
+    trained = ~holdout_rows(list(open_index(mined_tum).keys), holdout)
     assert every["seen_in_training"] == trained.sum() and 0 < trained.sum() < every["pairs"]
     assert "seen in training" in caplog.text
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from run_helpers import run_cli, train_args
+from run_helpers import holdout_fraction, run_cli, train_args
 
 from mimic_fast.train.evaluate import GRID_HEADER, evaluate, per_pair_losses
 
@@ -16,7 +16,8 @@ from mimic_fast.train.evaluate import GRID_HEADER, evaluate, per_pair_losses
 @pytest.fixture(scope="module")
 def trained(mined_tum, tmp_path_factory):
     run = tmp_path_factory.mktemp("eval") / "run"
-    extra = ("--holdout", "0.3", "--keep-every", "4", "--ckpt-every", "4")
+    extra = ("--holdout", repr(holdout_fraction(mined_tum, 3)), "--keep-every", "4",
+             "--ckpt-every", "4")
     assert run_cli(train_args(mined_tum, run, steps=8, batch=2, extra=extra)) == 0
     return run
 
