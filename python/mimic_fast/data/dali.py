@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from mimic_fast.data.loader import MAX_CONSECUTIVE_BAD, EpochSampler
-from mimic_fast.data.transforms import DecodeError, decode_rgb
+from mimic_fast.data.transforms import DecodeError, check_encoded, decode_rgb
 from mimic_fast.dataset.errors import DamagedData, DataError
 from mimic_fast.io.dali_decode import DaliUnavailable, dali_missing
-from mimic_fast.io.images import MAX_IMAGE_PIXELS, FrameError, checked_image_size, jpeg_has_end
+from mimic_fast.io.images import MAX_IMAGE_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +53,6 @@ def dali_available() -> tuple[bool, str]:
         return False, "no CUDA device"
     why = dali_missing(need_gpu=True)
     return why is None, why or ""
-
-
-def check_view(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
-    """What :func:`~mimic_fast.data.transforms.decode_rgb` refuses before decoding, without
-    decoding: DecodeError for an empty view, a JPEG without its end marker, or a header over
-    ``max_pixels`` or unreadable."""
-    if not data:
-        raise DecodeError("empty image")
-    if data[:2] == b"\xff\xd8" and not jpeg_has_end(data):
-        raise DecodeError("truncated JPEG (no end-of-image marker)")
-    try:
-        checked_image_size(data, max_pixels)
-    except FrameError as exc:
-        raise DecodeError(str(exc)) from None
 
 
 class DaliPairs:
@@ -153,7 +139,7 @@ class DaliPairs:
                 data = self.index.read(j)
                 used = (data[t], data[1 - t]) if self.two_views else (data[t],)
                 for view in used:
-                    check_view(view, self.max_pixels)
+                    check_encoded(view, self.max_pixels)
                     if screen:
                         decode_rgb(view, self.max_pixels)
             except (DecodeError, DataError) as exc:

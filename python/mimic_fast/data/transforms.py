@@ -66,11 +66,10 @@ class PairTransform:
         return np.ascontiguousarray(img.transpose(2, 0, 1))
 
 
-def decode_rgb(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Encoded image bytes -> RGB uint8 [H, W, 3]; DecodeError when unreadable or, by its
-    header, checked before decoding, over ``max_pixels`` (mining's limit by default)."""
-    import cv2
-
+def check_encoded(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """What every training decoder (this one, DALI's) refuses before decoding: DecodeError
+    for an empty view, a JPEG without its end marker, or a header over ``max_pixels`` (mining's
+    limit by default) or unreadable."""
     if not data:
         raise DecodeError("empty image")
     if data[:2] == b"\xff\xd8" and not jpeg_has_end(data):  # trailers after EOI are fine
@@ -79,6 +78,14 @@ def decode_rgb(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         checked_image_size(data, max_pixels)
     except FrameError as exc:
         raise DecodeError(str(exc)) from None
+
+
+def decode_rgb(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Encoded image bytes -> RGB uint8 [H, W, 3]; DecodeError when unreadable, or refused by
+    :func:`check_encoded` before decoding."""
+    import cv2
+
+    check_encoded(data, max_pixels)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise DecodeError("not a decodable image")

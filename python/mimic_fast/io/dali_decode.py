@@ -46,7 +46,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from mimic_fast.io.images import (
-    MAX_IMAGE_PIXELS, FrameError, _check_complete, checked_image_size, read_regular_file,
+    MAX_IMAGE_PIXELS, FrameError, read_checked_bytes, read_regular_file,
 )
 
 DEVICES = ("cpu", "gpu")
@@ -193,14 +193,7 @@ class DaliImageDecoder:
 
     def _checked_bytes(self, path: str) -> bytes:
         """The file's bytes if read_image's checks pass (see the module docstring)."""
-        data = read_regular_file(path)
-        if not data:
-            raise FrameError("empty file")
-        _check_complete(data, Path(path).suffix.lower())
-        hw = checked_image_size(data, self.max_pixels)
-        if min(hw) < self.min_side:
-            raise FrameError(f"image too small: {hw[1]}x{hw[0]} (shorter side < {self.min_side})")
-        return data
+        return read_checked_bytes(path, self.min_side, self.max_pixels)[0]
 
     def _checked_image(self, rgb: np.ndarray) -> DecodedImage | FrameError:
         h, w = rgb.shape[:2]

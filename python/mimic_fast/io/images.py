@@ -63,6 +63,22 @@ def decode_image(path: str | Path, size: int = 224, min_side: int = 32, *,
     return read_image(path, size, min_side, max_pixels=max_pixels)[0]
 
 
+def read_checked_bytes(path: str | Path, min_side: int = 32,
+                       max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[bytes, tuple[int, int]]:
+    """An image file's bytes and its (h, w) by the header, after every check any decoder of
+    ours (OpenCV's, DALI's) needs first: a regular non-empty file, complete, of a size
+    between ``min_side`` and ``max_pixels``; FrameError otherwise."""
+    path = Path(path)
+    data = read_regular_file(path)
+    if not data:
+        raise FrameError("empty file")
+    _check_complete(data, path.suffix.lower())
+    hw = checked_image_size(data, max_pixels)
+    if min(hw) < min_side:
+        raise FrameError(f"image too small: {hw[1]}x{hw[0]} (shorter side < {min_side})")
+    return data, hw
+
+
 def read_image(
     path: str | Path, size: int = 224, min_side: int = 32, *,
     max_pixels: int = MAX_IMAGE_PIXELS, exact: bool = False,
@@ -73,13 +89,7 @@ def read_image(
     import cv2
 
     path = Path(path)
-    data = read_regular_file(path)
-    if not data:
-        raise FrameError("empty file")
-    _check_complete(data, path.suffix.lower())
-    hw = checked_image_size(data, max_pixels)
-    if min(hw) < min_side:
-        raise FrameError(f"image too small: {hw[1]}x{hw[0]} (shorter side < {min_side})")
+    data, hw = read_checked_bytes(path, min_side, max_pixels)
     flag, factor = cv2.IMREAD_COLOR, 1
     if path.suffix.lower() in _JPEG_EXTENSIONS and not exact:
         flag, factor = _reduced_decode(min(hw), size)

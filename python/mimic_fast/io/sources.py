@@ -20,6 +20,7 @@ reported, not silently dropped.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -71,6 +72,25 @@ def group_of(name: str, regex: re.Pattern) -> str | None:
     return None if m is None or m.group(1) is None else m.group(1)
 
 
+def group_members(folder: str, pattern: str) -> dict[str | None, list[Path]]:
+    """A folder's images (:func:`mimic_fast.io.frames.list_images` order) by their
+    --group-by group (None: those of no group). Listed and matched once per folder and
+    pattern while the folder is unchanged, not once per group: a flat folder of 100,000
+    street-view images holds thousands of groups."""
+    return _group_members(folder, pattern, os.stat(folder).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _group_members(folder: str, pattern: str, _mtime: int) -> dict[str | None, list[Path]]:
+    from mimic_fast.io.frames import list_images
+
+    regex = re.compile(pattern)
+    members: dict[str | None, list[Path]] = {}
+    for f in list_images(folder):
+        members.setdefault(group_of(f.name, regex), []).append(f)
+    return members
+
+
 def discover(inputs: list[str | Path], kind: str = "auto",
              group_by: str | None = None) -> tuple[list[Source], list[dict]]:
     """Sources under ``inputs`` (sorted by path, kind, group; duplicates removed) and
@@ -98,14 +118,14 @@ def discover(inputs: list[str | Path], kind: str = "auto",
 def _split_groups(folders: list[Source], regex: re.Pattern, errors: list[dict]) -> list[Source]:
     out = []
     for folder in folders:
-        names = sorted(f for f in os.listdir(folder.path) if is_image_path(f))
-        groups = {group_of(f, regex) for f in names}
-        unmatched = [f for f in names if group_of(f, regex) is None]
+        members = group_members(folder.path, regex.pattern)
+        unmatched = members.get(None, [])
         if unmatched:
             errors.append({"input": folder.path, "files": len(unmatched),  # not a failed source
                            "error": f"{len(unmatched)} images match no --group-by group (e.g. "
-                                    f"{unmatched[0]}); they are not mined"})
-        out += [Source(folder.path, "group", g) for g in sorted(groups - {None})]
+                                    f"{unmatched[0].name}); they are not mined"})
+        groups = sorted(g for g in members if g is not None)
+        out += [Source(folder.path, "group", g) for g in groups]
     return out
 
 

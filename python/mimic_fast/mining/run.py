@@ -63,12 +63,12 @@ def mine(
     sources, input_errors = discover(inputs, config.kind, config.group_by)
     _check_usable(out, sources, input_errors)  # before anything is created
     with FolderLock(out):  # one run per dataset folder; the lock is taken before any write
-        return _mine_locked(out, inputs, sources, input_errors, config, options,
+        return _mine_locked(out, inputs, sources, input_errors, config, options, device,
                             on_source_done, t0)
 
 
-def _mine_locked(out, inputs, sources, input_errors, config, options, on_source_done,
-                 t0) -> dict:
+def _mine_locked(out, inputs, sources, input_errors, config, options, device,
+                 on_source_done, t0) -> dict:
     from mimic_fast.mining import chunks
 
     _check_or_write_config(out, inputs, sources, config, options)
@@ -93,7 +93,7 @@ def _mine_locked(out, inputs, sources, input_errors, config, options, on_source_
     try:
         for manifest in work.assemble_landed():  # sources whose every part landed before
             done(manifest)
-        _engine(work.units, options, work.on_result, work.on_progress)
+        _engine(work.units, options, device, work.on_result, work.on_progress)
     finally:
         work.bar.close()
     if len(finished) == len(sources):
@@ -210,10 +210,9 @@ def _key(unit) -> tuple:
     return ("source", unit.index) if number is None else ("chunk", unit.index, number)
 
 
-def _engine(units, options: RunOptions, on_done, on_progress) -> None:
+def _engine(units, options: RunOptions, device: str | None, on_done, on_progress) -> None:
     from mimic_fast.mining import engines
 
-    device = resolve_device(options.device)
     if options.engine == "ray":
         engines.run_ray(units, options.ray_address, on_done, device)
     else:

@@ -16,15 +16,18 @@ from __future__ import annotations
 import os
 
 from mimic_fast.io.images import is_image_path
-from mimic_fast.io.sources import Source
+from mimic_fast.io.sources import Source, group_members
 
 
-def input_bytes(source: Source) -> float:
+def input_bytes(source: Source, group_by: str | None = None) -> float:
     """Bytes a source reads (0 when it cannot be read: it will fail fast anyway; infinite
-    for a CSV list, whose work is unknown until its images are read)."""
+    for a CSV list, whose work is unknown until its images are read). ``group_by``: the
+    pattern that made ``source.group``."""
     if source.kind == "list":
         return float("inf")
     try:
+        if source.group is not None:
+            return sum(p.stat().st_size for p in group_members(source.path, group_by)[source.group])
         if source.kind in ("frames", "group"):
             with os.scandir(source.path) as entries:
                 return sum(e.stat().st_size for e in entries
@@ -41,7 +44,8 @@ def largest_first(tasks: list) -> list:
 
     def work(t) -> float:
         if t.source not in sizes:
-            sizes[t.source] = input_bytes(t.source)
+            grouped = t.source.group is not None  # then t has the config that grouped it
+            sizes[t.source] = input_bytes(t.source, t.config.group_by if grouped else None)
         share = getattr(t, "work", None)  # a chunk: its share of the source's positions
         return sizes[t.source] * (1 if share is None else share / max(t.positions - 1, 1))
 

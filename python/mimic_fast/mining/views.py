@@ -7,7 +7,6 @@ Every candidate pair a frame takes part in reuses its :class:`View`. Frame-level
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +16,7 @@ import numpy as np
 from mimic_fast.features.sift import Features, sift_rgb
 from mimic_fast.io.frames import list_images
 from mimic_fast.io.images import FrameError, read_image, to_view
-from mimic_fast.io.sources import group_of
+from mimic_fast.io.sources import group_members
 from mimic_fast.io.video import VideoSpan, decode_span, sample_video, truncated
 from mimic_fast.mining.config import MineConfig
 from mimic_fast.mining.device import stage_device
@@ -139,11 +138,9 @@ def _check_video_side(rgb: np.ndarray, cfg: MineConfig) -> None:
 
 def folder_files(path: str, cfg: MineConfig, group: str | None = None) -> list[Path]:
     """A folder's images sorted by name (only those of ``group`` under cfg.group_by)."""
-    files = list_images(path)
-    if group is not None:
-        regex = re.compile(cfg.group_by)
-        files = [f for f in files if group_of(f.name, regex) == group]
-    return files
+    if group is None:
+        return list_images(path)
+    return list(group_members(path, cfg.group_by).get(group, []))
 
 
 def folder_views(path: str, cfg: MineConfig, stride: int, errors: list[dict],

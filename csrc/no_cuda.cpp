@@ -1,7 +1,8 @@
-// Built instead of ransac_cuda.cu when CUDA is off: the CUDA entry points fail loudly.
+// Built instead of the .cu files when CUDA is off: every CUDA entry point fails loudly.
 #include <stdexcept>
 
-#include "ransac.h"
+#include "overlap/overlap.h"
+#include "ransac/ransac.h"
 
 namespace mimic_fast {
 
@@ -13,6 +14,16 @@ namespace {
 }
 }  // namespace
 
+void patch_overlap_cuda(const void*, bool, int64_t, const OverlapParams&, const OverlapOutputs&,
+                        void*) {
+  no_cuda();
+}
+
+void patch_overlap_cuda_from_host(const void*, bool, int64_t, const OverlapParams&,
+                                  const OverlapOutputs&) {
+  no_cuda();
+}
+
 void find_homographies_cuda(const void*, const void*, bool, const int64_t*, int64_t, int64_t,
                             const RansacParams&, const RansacOutputs&, void*) {
   no_cuda();
@@ -22,5 +33,7 @@ void find_homographies_cuda_from_host(const void*, const void*, bool, const int6
                                       int64_t, const RansacParams&, const RansacOutputs&) {
   no_cuda();
 }
+
+int32_t cuda_device_count() { return 0; }
 
 }  // namespace mimic_fast
