@@ -208,3 +208,11 @@ def test_training_batches_from_the_published_csv_layout(mined_tum, tmp_path):
                         device="cpu")
     assert src.pairs == len(ShardIndex.build(mined_tum))
     assert next(src)["reference"].shape == (4, 3, 32, 32)
+
+
+def test_loader_workers_default_to_at_most_the_cores():
+    """4 loader processes on a 2-core machine only queued (and torch warned in the first
+    hour's train): the default is min(4, cores)."""
+    import os
+
+    assert DataConfig().num_workers == min(4, os.cpu_count() or 1)
