@@ -47,11 +47,31 @@ def test_native_sift_makes_the_mining_decisions_of_opencv_sift(shared_data, caps
     assert agree >= 0.95 * total, f"{agree}/{total}"
 
 
-def test_a_dataset_mined_with_native_sift_records_it(shared_data, tmp_path):
-    tum = shared_data / "video/tum_freiburg_frames"
-    summary = mine([tum], tmp_path / "ds", MineConfig(sift="native"), RunOptions(progress=False))
-    config = json.loads((tmp_path / "ds/config.json").read_text())
-    assert config["mining"]["sift"] == "native" and summary["accepted"] > 0
+def test_native_sift_in_batches_mines_the_dataset_of_one_view_per_call(shared_data, tmp_path,
+                                                                       monkeypatch):
+    """Views get the native SIFT in batches (one mimic_fast.sift call per sift_batch views):
+    each view keeps its own features, so the dataset is that of one call per view."""
+    import mimic_fast
+    from mimic_fast.mining import views
+
+    from test_mining_resume import dataset_files
+
+    calls = []
+    real = mimic_fast.sift
+    monkeypatch.setattr(mimic_fast, "sift", lambda images, **kw: (
+        calls.append(len(images)), real(images, **kw))[1])
+    inputs = [shared_data / "video/tum_freiburg_frames", shared_data / "video/opencv_box/box.mp4"]
+    mined = {}
+    for batch in (1, 8):
+        monkeypatch.setitem(views.SIFT_BATCH, "cpu", batch)
+        calls.clear()
+        summary = mine(inputs, tmp_path / f"b{batch}", MineConfig(sift="native"),
+                       RunOptions(progress=False))
+        assert max(calls) == batch and summary["accepted"] > 0
+        mined[batch] = dataset_files(tmp_path / f"b{batch}")
+    assert mined[1] == mined[8]
+    config = json.loads((tmp_path / "b8/config.json").read_text())
+    assert config["mining"]["sift"] == "native"
 
 
 def test_device_cuda_is_refused_in_one_line_where_it_cannot_run(shared_data, tmp_path):

@@ -39,14 +39,13 @@ up to the cut).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from mimic_fast.io.images import (
-    MAX_IMAGE_PIXELS, FrameError, read_checked_bytes, read_regular_file,
+    MAX_IMAGE_PIXELS, DecodedImage, FrameError, read_checked_bytes, read_regular_file,
 )
 
 DEVICES = ("cpu", "gpu")
@@ -112,12 +111,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 # --- images --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DecodedImage:
-    rgb: np.ndarray  # [h, w, 3] uint8, EXIF rotation applied (as cv2.imread)
-    size: tuple[int, int]  # (h, w) at full resolution, as decoded
-
-
 class DaliImageDecoder:
     """Image files -> RGB uint8 arrays, ``batch_size`` files per DALI run, on one pipeline.
 

@@ -27,6 +27,7 @@ import io
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,14 @@ def read_checked_bytes(path: str | Path, min_side: int = 32,
     if min(hw) < min_side:
         raise FrameError(f"image too small: {hw[1]}x{hw[0]} (shorter side < {min_side})")
     return data, hw
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded picture, by any decoder."""
+
+    rgb: np.ndarray  # [h, w, 3] uint8, EXIF rotation applied (as cv2.imread)
+    size: tuple[int, int]  # (h, w) at full resolution (a reduced JPEG decode is smaller)
 
 
 def read_image(

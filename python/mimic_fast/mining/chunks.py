@@ -122,15 +122,12 @@ def part_paths(out: str | Path, index: int, number: int) -> tuple[Path, Path]:
 
 
 def _views(task: ChunkTask):
-    from mimic_fast.mining.views import dali_views, span_views, view_from_file
+    """The chunk's views; any FrameError raises (the source is then mined whole)."""
+    from mimic_fast.mining.views import file_views, span_views
 
     if task.span is not None:
-        yield from span_views(task.span, task.config)
-    elif task.config.decoder == "dali":
-        yield from dali_views(list(task.files), task.config)  # FrameError: mine it whole
-    else:
-        for index, path in task.files:
-            yield view_from_file(path, task.config, index)  # FrameError: mine it whole
+        return span_views(task.span, task.config)
+    return file_views(list(task.files), task.config)
 
 
 def run_chunk(task: ChunkTask, progress=None) -> dict:
