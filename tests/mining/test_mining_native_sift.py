@@ -120,3 +120,16 @@ def test_the_run_device_reaches_the_stages_and_changes_nothing(shared_data, tmp_
     for name in ("index.jsonl", "pairs-000000.tar"):
         assert (tmp_path / "default" / name).read_bytes() == \
             (tmp_path / "staged" / name).read_bytes()
+
+
+def test_sift_auto_is_native_on_the_gpu_and_opencv_on_the_cpu(shared_data, tmp_path):
+    from mimic_fast.mining.config import sift_method
+
+    assert sift_method("auto", "cuda") == "native" and sift_method("auto", "cuda:1") == "native"
+    assert sift_method("auto", None) == "opencv" and sift_method("auto", "cpu") == "opencv"
+    assert sift_method("native", None) == "native" and sift_method("opencv", "cuda") == "opencv"
+    assert MineConfig().sift == "auto"
+    mine([shared_data / "video/opencv_box/box.mp4"], tmp_path / "ds", MineConfig(),
+         RunOptions(progress=False))
+    config = json.loads((tmp_path / "ds/config.json").read_text())
+    assert config["mining"]["sift"] == "opencv"  # what ran, so a resume elsewhere runs it too
