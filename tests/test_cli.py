@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -83,8 +84,11 @@ def test_mine_options_are_the_config_fields_with_their_defaults():
         for f in dataclasses.fields(cls):
             assert f.name in by_dest, f"{cls.__name__}.{f.name} cannot be set from the CLI"
             assert by_dest[f.name].default == f.default, f.name
-    assert set(by_dest) == {f.name for c in (MineConfig, RunOptions)
-                            for f in dataclasses.fields(c)} | {"out"}
+    fields = {f.name for c in (MineConfig, RunOptions) for f in dataclasses.fields(c)}
+    assert set(by_dest) == fields | {"out"}
+    from mimic_fast.mining.commands import MINE_HELP
+
+    assert set(MINE_HELP) == fields  # no help text for a setting that is gone
     # a value given on the command line reaches the config
     args = build_parser().parse_args(
         ["mine", "x", "--out", "o", "--ratio", "0.8", "--min-matches", "15",
@@ -98,6 +102,63 @@ def test_mine_options_are_the_config_fields_with_their_defaults():
             cfg.min_side, cfg.static_min, cfg.exact_decode, cfg.group_by) == \
         (0.8, 15, 3.0, 14, 50, 64, 7, False, "(a)")
     assert run.progress is False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    on: bool = True
+    off: bool = False
+    limit: int | None = None
+    ratio: float = 0.5
+    mode: str = "fast"
+    workers: int = dataclasses.field(default_factory=lambda: 3)
+    strict: bool = False
+    pair: tuple[int, int] = (1, 2)
+
+
+def _settings_parser():
+    from mimic_fast.cli import add_dataclass_options
+
+    parser = argparse.ArgumentParser(exit_on_error=False, allow_abbrev=False)
+    helps = {name: f"help of {name}" for name in
+             ("workers", "on", "off", "limit", "ratio", "mode", "strict")}
+    add_dataclass_options(parser, _Settings, helps, choices={"mode": ("fast", "exact")},
+                          renamed={"strict": "strict_data"})
+    return parser
+
+
+def test_dataclass_options_take_defaults_types_and_flags_from_the_fields():
+    parser = _settings_parser()
+    assert [a.option_strings for a in parser._actions[1:]] == [  # in the order of the helps
+        ["--workers"], ["--on", "--no-on"], ["--off"], ["--limit"], ["--ratio"], ["--mode"],
+        ["--strict-data"]]
+    assert [a.help for a in parser._actions[1:]] == [
+        f"help of {n}" for n in ("workers", "on", "off", "limit", "ratio", "mode", "strict")]
+    assert vars(parser.parse_args([])) == dict(workers=3, on=True, off=False, limit=None,
+                                               ratio=0.5, mode="fast", strict_data=False)
+    args = parser.parse_args(["--workers", "5", "--no-on", "--off", "--limit", "7",
+                              "--ratio", "2", "--mode", "exact", "--strict-data"])
+    assert vars(args) == dict(workers=5, on=False, off=True, limit=7, ratio=2.0, mode="exact",
+                              strict_data=True)
+    assert type(args.limit) is int and type(args.ratio) is float  # from `int | None`, `float`
+    for bad in (["--mode", "slow"], ["--limit", "1.5"], ["--strict"]):
+        with pytest.raises((argparse.ArgumentError, SystemExit)):
+            parser.parse_args(bad)
+
+
+@pytest.mark.parametrize("helps, kw, error, message", [
+    ({"nope": "x"}, {}, ValueError, "_Settings has no field 'nope'"),
+    ({"on": "x"}, {"choices": {"mode": ("fast",)}}, ValueError, "'mode' has choices"),
+    ({"on": "x"}, {"renamed": {"ratio": "r"}}, ValueError, "'ratio' has choices or a new name"),
+    ({"mode": "x"}, {"choices": {"mode": ("a", "b")}}, ValueError,
+     "_Settings.mode: default 'fast' is not one of ('a', 'b')"),
+    ({"pair": "x"}, {}, TypeError, "_Settings.pair is a tuple[int, int]"),
+])
+def test_dataclass_options_refuse_what_they_cannot_honour(helps, kw, error, message):
+    from mimic_fast.cli import add_dataclass_options
+
+    with pytest.raises(error, match=re.escape(message)):
+        add_dataclass_options(argparse.ArgumentParser(), _Settings, helps, **kw)
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

@@ -37,9 +37,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_import)
 
 
-# Help for every mining setting; the defaults, types and choices come from the dataclasses
-# (mining/config.py), the one place that decides them. A test checks that every field of
-# MineConfig and RunOptions is here.
+# Help for every mining setting; the defaults and types come from the dataclasses
+# (mining/config.py), the one place that decides them (cli.add_dataclass_options). Every field
+# of MineConfig and RunOptions must be here (building the parser fails otherwise).
 MINE_HELP = {
     "kind": "what the inputs are; auto: a video file is a video, a .csv a list of pairs, a "
             "folder of images a frame folder (folders are searched)",
@@ -98,7 +98,10 @@ MINE_HELP = {
 
 
 def _register_mine(subparsers) -> None:
-    from mimic_fast.mining.config import MineConfig, RunOptions
+    import dataclasses
+
+    from mimic_fast.cli import add_dataclass_options
+    from mimic_fast.mining import config
 
     p = subparsers.add_parser(
         "mine", help="mine multi-view pairs from videos, frame folders, image groups, CSV lists",
@@ -108,37 +111,21 @@ def _register_mine(subparsers) -> None:
                    help="videos, folders (searched), CSV lists of path1,path2 rows")
     p.add_argument("--out", type=Path, required=True,
                    help="dataset folder (new, empty, or a dataset to continue)")
-    _add_dataclass_options(p.add_argument_group("what is mined (recorded in config.json)"),
-                           MineConfig)
-    _add_dataclass_options(p.add_argument_group("how it is computed"), RunOptions)
+
+    def every_field(cls) -> dict[str, str]:  # every mining setting can be set
+        return {f.name: MINE_HELP[f.name] for f in dataclasses.fields(cls)}
+
+    add_dataclass_options(
+        p.add_argument_group("what is mined (recorded in config.json)"), config.MineConfig,
+        every_field(config.MineConfig),
+        choices={"kind": config.KINDS, "walk": config.WALKS, "group_keep": config.GROUP_KEEP,
+                 "resize": config.RESIZE_MODES, "interpolation": config.INTERPOLATIONS,
+                 "ransac": config.RANSACS, "sift": config.SIFTS, "decoder": config.DECODERS,
+                 "overlap_sampling": config.OVERLAP_SAMPLINGS})
+    add_dataclass_options(p.add_argument_group("how it is computed"), config.RunOptions,
+                          every_field(config.RunOptions),
+                          choices={"engine": config.ENGINES, "device": config.DEVICES})
     p.set_defaults(func=cmd_mine)
-
-
-def _add_dataclass_options(group, cls) -> None:
-    """One option per field of ``cls``: default, type and choices from the dataclass."""
-    import dataclasses
-
-    from mimic_fast.mining import config
-
-    choices = {"kind": config.KINDS, "walk": config.WALKS, "group_keep": config.GROUP_KEEP,
-               "resize": config.RESIZE_MODES, "interpolation": config.INTERPOLATIONS,
-               "ransac": config.RANSACS, "sift": config.SIFTS, "decoder": config.DECODERS,
-               "overlap_sampling": config.OVERLAP_SAMPLINGS, "engine": config.ENGINES,
-               "device": config.DEVICES}
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        help_ = MINE_HELP[f.name]
-        if isinstance(f.default, bool):
-            if f.default:
-                group.add_argument(flag, dest=f.name, default=True, help=help_,
-                                   action=argparse.BooleanOptionalAction)
-            else:
-                group.add_argument(flag, dest=f.name, action="store_true", help=help_)
-        elif f.default is None:
-            group.add_argument(flag, dest=f.name, default=None, help=help_)
-        else:
-            group.add_argument(flag, dest=f.name, type=type(f.default), default=f.default,
-                               choices=choices.get(f.name), help=help_)
 
 
 def _dataclass_from_args(cls, args: argparse.Namespace):

@@ -9,18 +9,13 @@ before anything is written.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 
 log = logging.getLogger(__name__)
 
 
-def _default(cls, name: str):
-    f = cls.__dataclass_fields__[name]
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default
-
-
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from mimic_fast.cli import add_dataclass_options as add
     from mimic_fast.data.config import DECODERS, DataConfig
     from mimic_fast.train.config import (BLR, DEVICES, PRECISIONS, PRESET_OPTIM, WARMUP_FRACTION,
                                          OptimConfig, TrainConfig)
@@ -28,74 +23,65 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     def by_preset(field: str) -> str:
         return ", ".join(f"{v[field]:g} for {k}" for k, v in PRESET_OPTIM.items() if field in v)
 
-    def opt(group, flag, cls, name, help_, **kw):
-        default = _default(cls, name)
-        if isinstance(default, bool) and not default:
-            kw["action"] = "store_true"
-        elif default is not None and "type" not in kw and "choices" not in kw:
-            kw["type"] = type(default)
-        group.add_argument(flag, dest=kw.pop("dest", name), default=default, help=help_, **kw)
-
-    t = TrainConfig
     p.add_argument("--data", required=True, help="dataset folder of *.tar shards, a .csv of the "
                    "published layout, or a URL / brace pattern of shards (streamed with fsspec)")
-    opt(p, "--model", t, "model", "model preset: croco_base | croco_large | mae_base | "
-        "croco_test | mae_test (the *_test presets are tiny, for CPU smoke runs)")
+    add(p, TrainConfig, {"model": "model preset: croco_base | croco_large | mae_base | "
+                                  "croco_test | mae_test (the *_test presets are tiny, for CPU "
+                                  "smoke runs)"})
     p.add_argument("--out", required=True, help="run folder; an existing one is resumed")
     p.add_argument("--max-steps", type=int, required=True, help="optimizer steps to reach")
     p.add_argument("--batch-size", type=int, required=True, help="pairs per micro-batch per process")
-    opt(p, "--accum", t, "accum", "micro-batches per optimizer step")
-    opt(p, "--device", t, "device", "auto = cuda when torch sees a GPU, else cpu", choices=DEVICES)
-    opt(p, "--seed", t, "seed", "initial weights, masks and data order (default: %(default)s)")
-    opt(p, "--precision", t, "precision", "auto = bf16 autocast on CUDA, fp32 on CPU",
-        choices=PRECISIONS)
-    opt(p, "--compile", t, "compile", "torch.compile the model")
-    opt(p, "--pos-embed", t, "pos_embed", "position embedding: 2-D sin-cos (CroCo v1, MIMIC) or "
-        "RoPE base 100 (CroCo v2)", choices=("cosine", "rope100"))
-    opt(p, "--attn-impl", t, "attn_impl", "attention kernel: auto = Triton on CUDA, torch SDPA "
-        "elsewhere", choices=("auto", "triton", "torch"))
-    opt(p, "--img-size", t, "img_size", "model input size (default: the preset's, 224)", type=int)
+    add(p, TrainConfig, {
+        "accum": "micro-batches per optimizer step",
+        "device": "auto = cuda when torch sees a GPU, else cpu",
+        "seed": "initial weights, masks and data order (default: %(default)s)",
+        "precision": "auto = bf16 autocast on CUDA, fp32 on CPU",
+        "compile": "torch.compile the model",
+        "pos_embed": "position embedding: 2-D sin-cos (CroCo v1, MIMIC) or RoPE base 100 "
+                     "(CroCo v2)",
+        "attn_impl": "attention kernel: auto = Triton on CUDA, torch SDPA elsewhere",
+        "img_size": "model input size (default: the preset's, 224)",
+    }, choices={"device": DEVICES, "precision": PRECISIONS,
+                # the same as models.config's POS_EMBEDS / ATTN_IMPLS, which import torch
+                "pos_embed": ("cosine", "rope100"), "attn_impl": ("auto", "triton", "torch")})
 
-    o = OptimConfig
-    g = p.add_argument_group("optimizer (unset: the model preset's settings, see below)")
-    opt(g, "--blr", o, "blr", f"base lr: peak lr = blr x effective batch / 256 (default: {BLR}, "
-        "the MAE/CroCo value, unless the preset brings its own lr)", type=float)
-    opt(g, "--lr", o, "lr", f"absolute peak lr, overrides --blr (default: {by_preset('lr')}, "
-        "so that a few hundred CPU steps show the loss fall; the other presets use --blr)",
-        type=float)
-    opt(g, "--min-lr", o, "min_lr", "lr at the end of the half-cosine (default: %(default)s)")
-    opt(g, "--weight-decay", o, "weight_decay", "AdamW weight decay (not on biases and norms)")
-    opt(g, "--warmup-steps", o, "warmup_steps", "linear warmup steps (default: "
-        f"{by_preset('warmup_steps')}, else {WARMUP_FRACTION * 100:g}%% of the schedule)", type=int)
-    opt(g, "--schedule-steps", o, "schedule_steps", "length of warmup + cosine (default: "
-        "--max-steps of the first run, kept on resume)", type=int)
-    opt(g, "--grad-clip", o, "grad_clip", "max global gradient norm (default: no clipping, as "
-        "CroCo/MAE)", type=float)
+    add(p.add_argument_group("optimizer (unset: the model preset's settings, see below)"),
+        OptimConfig, {
+            "blr": f"base lr: peak lr = blr x effective batch / 256 (default: {BLR}, the "
+                   "MAE/CroCo value, unless the preset brings its own lr)",
+            "lr": f"absolute peak lr, overrides --blr (default: {by_preset('lr')}, so that a few "
+                  "hundred CPU steps show the loss fall; the other presets use --blr)",
+            "min_lr": "lr at the end of the half-cosine (default: %(default)s)",
+            "weight_decay": "AdamW weight decay (not on biases and norms)",
+            "warmup_steps": f"linear warmup steps (default: {by_preset('warmup_steps')}, else "
+                            f"{WARMUP_FRACTION * 100:g}%% of the schedule)",
+            "schedule_steps": "length of warmup + cosine (default: --max-steps of the first "
+                              "run, kept on resume)",
+            "grad_clip": "max global gradient norm (default: no clipping, as CroCo/MAE)",
+        })
 
-    d = DataConfig
-    g = p.add_argument_group("data")
-    opt(g, "--num-workers", d, "num_workers", "loader processes per rank (0 = in the training "
-        "process)")
-    opt(g, "--decode", d, "decode", "JPEG decoding: auto = DALI when importable and training "
-        "on CUDA from a local shard folder without holdout or streaming, else cpu",
-        choices=DECODERS)
-    opt(g, "--augment", d, "augment", "CroCo augmentations: random crops, colour jitter per view")
-    opt(g, "--holdout", d, "holdout", "fraction of pairs (chosen by a hash of the key) kept out "
-        "of training, for `mimic-fast eval` (default: %(default)s)")
-    opt(g, "--streaming", d, "streaming", "stream shards instead of indexing them")
-    opt(g, "--shuffle-buffer", d, "shuffle_buffer", "samples in the streaming reader's shuffle "
-        "buffer")
-    opt(g, "--strict-data", d, "strict", "refuse damaged data (a shard or pair that differs from "
-        "what the dataset's index.jsonl records, or any unreadable pair) instead of skipping it "
-        "with a warning", dest="strict_data")
+    add(p.add_argument_group("data"), DataConfig, {
+        "num_workers": "loader processes per rank (0 = in the training process)",
+        "decode": "JPEG decoding: auto = DALI when importable and training on CUDA from a local "
+                  "shard folder without holdout or streaming, else cpu",
+        "augment": "CroCo augmentations: random crops, colour jitter per view",
+        "holdout": "fraction of pairs (chosen by a hash of the key) kept out of training, for "
+                   "`mimic-fast eval` (default: %(default)s)",
+        "streaming": "stream shards instead of indexing them",
+        "shuffle_buffer": "samples in the streaming reader's shuffle buffer",
+        "strict": "refuse damaged data (a shard or pair that differs from what the dataset's "
+                  "index.jsonl records, or any unreadable pair) instead of skipping it with a "
+                  "warning",
+    }, choices={"decode": DECODERS},
+        renamed={"strict": "strict_data"})  # says whose strictness (mine's --strict is another)
 
-    g = p.add_argument_group("logging and checkpoints")
-    opt(g, "--log-every", t, "log_every", "steps between lines of RUN/metrics.jsonl")
-    opt(g, "--ckpt-every", t, "ckpt_every", "steps between checkpoints (also at the end)")
-    opt(g, "--keep-every", t, "keep_every", "keep checkpoints/step-N.pt every N steps (0 = none; default: %(default)s)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    opt(g, "--peak-tflops", t, "peak_tflops", "per-device peak TFLOP/s for MFU (default: a table "
-        "of known GPUs)", type=float)
+    add(p.add_argument_group("logging and checkpoints"), TrainConfig, {
+        "log_every": "steps between lines of RUN/metrics.jsonl",
+        "ckpt_every": "steps between checkpoints (also at the end)",
+        "keep_every": "keep checkpoints/step-N.pt every N steps (0 = none; default: %(default)s)",
+        "progress": "show a progress bar",
+        "peak_tflops": "per-device peak TFLOP/s for MFU (default: a table of known GPUs)",
+    })
 
 
 def config_from_args(args):
@@ -113,7 +99,7 @@ def config_from_args(args):
                        batch_size=args.batch_size, accum=args.accum, device=args.device,
                        precision=args.precision, compile=args.compile, seed=args.seed,
                        log_every=args.log_every, ckpt_every=args.ckpt_every,
-                       keep_every=args.keep_every, progress=not args.no_progress,
+                       keep_every=args.keep_every, progress=args.progress,
                        peak_tflops=args.peak_tflops, data=data, optim=optim)
 
 
@@ -161,6 +147,7 @@ def summary_line(result: dict) -> str:
 
 
 def register(subparsers) -> None:
+    from mimic_fast.cli import add_dataclass_options
     from mimic_fast.train.config import DEVICES, EvalConfig
 
     p = subparsers.add_parser("train", help="pretrain CroCo / MAE on a mined dataset (bf16, DDP via torchrun)",
@@ -179,18 +166,17 @@ def register(subparsers) -> None:
     e.add_argument("checkpoint", help="run folder or checkpoint file")
     e.add_argument("--data", default=None, help="dataset (default: the run's)")
 
-    def opt(flag, name, help_, **kw):
-        default = _default(EvalConfig, name)
-        e.add_argument(flag, dest=name, default=default, help=help_,
-                       type=kw.pop("type", type(default)), **kw)
-
-    opt("--split", "split", "auto = the run's held-out pairs when it had --holdout and the "
-        "dataset is the run's, else all pairs", choices=("auto", "holdout", "all"))
-    opt("--batch-size", "batch_size", "pairs per batch")
-    opt("--max-pairs", "max_pairs", "evaluate the first N pairs only (default: all)", type=int)
-    opt("--device", "device", "auto = cuda when torch sees a GPU, else cpu", choices=DEVICES)
+    add_dataclass_options(e, EvalConfig, {
+        "split": "auto = the run's held-out pairs when it had --holdout and the dataset is the "
+                 "run's, else all pairs",
+        "batch_size": "pairs per batch",
+        "max_pairs": "evaluate the first N pairs only (default: all)",
+        "device": "auto = cuda when torch sees a GPU, else cpu",
+    }, choices={"split": ("auto", "holdout", "all"), "device": DEVICES})
     e.add_argument("--out", default=None, help="folder for eval-STEP.json/png (default: RUN/eval)")
-    opt("--num-images", "num_images", "pairs in the PNG grid")
-    opt("--seed", "seed", "seed of the fixed per-pair masks (default: %(default)s)")
-    opt("--num-workers", "num_workers", "loader processes (0 = in this process)")
+    add_dataclass_options(e, EvalConfig, {
+        "num_images": "pairs in the PNG grid",
+        "seed": "seed of the fixed per-pair masks (default: %(default)s)",
+        "num_workers": "loader processes (0 = in this process)",
+    })
     e.set_defaults(func=run_eval)
