@@ -62,7 +62,8 @@ MINE_HELP = {
                "needs the 'dali' extra)",
     "min_side": "frames whose shorter side is below this many pixels are rejected",
     "sift": "'opencv' = cv2.SIFT per view, as published; 'native' = mimic_fast.sift (the "
-            "same keypoints within 0.01 px, on the --device; on the CPU about 7x slower)",
+            "same keypoints within 0.01 px, on the --device; on the CPU about 7x slower); "
+            "'auto' = native on a CUDA --device, else opencv (config.json records which)",
     "ratio": "Lowe's ratio test: a match needs best distance < RATIO x second best",
     "min_matches": "a pair needs MORE than this many ratio-test matches",
     "ransac_threshold": "RANSAC inlier threshold in view pixels",
