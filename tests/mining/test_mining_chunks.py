@@ -228,3 +228,37 @@ def test_parts_missing_a_needed_verdict_do_not_assemble(tmp_path):
             {"i": 0, "j": 2, "reason": "low_overlap", "overlap": 0.1, "frames": [0, 2]}],
             stop=3)])
     assert not list(tmp_path.glob("*.tar")) and not (tmp_path / "_done").exists()
+
+
+@pytest.mark.parametrize("positions,chunk,workers",
+                         [(599, 64, 1), (599, 64, 2), (599, 64, 4), (10, 3, 2), (5, 1, 2),
+                          (3, 1, 4), (130, 64, 2), (65, 64, 3)])
+def test_chunk_bounds_cover_every_position_in_chunks_largest_first(positions, chunk, workers):
+    bounds = chunks.chunk_bounds(positions, chunk, workers)
+    sizes = [b - a for a, b in zip(bounds, bounds[1:])]
+    assert bounds[0] == 0 and bounds[-1] == positions
+    assert all(0 < s <= chunk for s in sizes) and sizes == sorted(sizes, reverse=True)
+
+
+def test_several_workers_end_a_long_source_on_half_chunks():
+    def sizes(workers):
+        bounds = chunks.chunk_bounds(599, 64, workers)
+        return [b - a for a, b in zip(bounds, bounds[1:])]
+
+    assert sizes(1) == [60] * 9 + [59]
+    assert sizes(2) == [60] * 8 + [30, 30, 30, 29]  # the tail: half a chunk
+
+
+def test_a_long_source_goes_out_in_chunk_order(tmp_path):
+    """Its first chunk used to be one position shorter, so largest-first sent it out LAST,
+    and the source could not be assembled before the run's very end."""
+    from mimic_fast.io.sources import Source
+    from mimic_fast.mining.schedule import largest_first
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\0" * 1000)
+    source = Source(str(video), "video")
+    bounds = chunks.chunk_bounds(599, 64, 2)
+    units = [chunks.ChunkTask(str(tmp_path), 0, source, MineConfig(), k, a, b, 600)
+             for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    assert [u.number for u in largest_first(units)] == list(range(len(units)))

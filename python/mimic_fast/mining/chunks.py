@@ -44,6 +44,7 @@ from mimic_fast.mining.evaluate import ACCEPTED
 
 log = logging.getLogger(__name__)
 PARTS_DIR = "_parts"
+MIN_HALF = 8  # positions: the smallest chunk chunk_bounds makes by halving one
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,7 @@ def plan_source(task, chunk: int, workers: int = 1) -> Plan:
     estimate = max(n - 1, 0)
     if chunk <= 0 or estimate <= chunk or (source.kind == "video" and spans is None):
         return Plan(estimate, [])
-    count = -(-estimate // chunk)
-    count = min(-(-count // workers) * workers, estimate)  # sizes differ by one at most
-    bounds = [estimate * k // count for k in range(count + 1)]
+    bounds = chunk_bounds(estimate, chunk, workers)
     chunks = []
     for number, (start, stop) in enumerate(zip(bounds, bounds[1:])):
         last = min(stop + 2, n)  # views start .. stop + 1
@@ -114,6 +113,22 @@ def plan_source(task, chunk: int, workers: int = 1) -> Plan:
             span=spans(start, last) if spans is not None else None,
             files=tuple(files[start:last]) if files is not None else ()))
     return Plan(estimate, chunks)
+
+
+def chunk_bounds(positions: int, chunk: int, workers: int) -> list[int]:
+    """Where the chunks of ``positions`` walk positions start, and the end: equal chunks of at
+    most ``chunk`` (the larger ones first: the engines hand a source's chunks out in order,
+    largest first), as many as a multiple of ``workers``; with several workers the last
+    ``workers`` of them are halved (when that leaves :data:`MIN_HALF` positions each: a
+    chunk costs the decode of two extra views and a seek), so that the run's tail, where one
+    worker finishes its last chunk while the others idle, lasts half a chunk."""
+    count = -(-positions // chunk)
+    count = min(-(-count // workers) * workers, positions)
+    sizes = [positions // count + (k < positions % count) for k in range(count)]
+    if workers > 1 and sizes[-1] >= 2 * MIN_HALF:
+        tail = [half for size in sizes[count - workers:] for half in (size - size // 2, size // 2)]
+        sizes = sizes[:count - workers] + sorted(tail, reverse=True)
+    return [sum(sizes[:k]) for k in range(len(sizes) + 1)]
 
 
 def part_paths(out: str | Path, index: int, number: int) -> tuple[Path, Path]:
