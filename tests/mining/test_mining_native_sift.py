@@ -133,3 +133,34 @@ def test_sift_auto_is_native_on_the_gpu_and_opencv_on_the_cpu(shared_data, tmp_p
          RunOptions(progress=False))
     config = json.loads((tmp_path / "ds/config.json").read_text())
     assert config["mining"]["sift"] == "opencv"  # what ran, so a resume elsewhere runs it too
+
+
+def test_a_pair_list_gets_native_sift_in_batches_and_the_same_dataset(shared_data, tmp_path,
+                                                                      monkeypatch):
+    """A CSV list's new images of a chunk of rows get their SIFT in one batched call; a bad
+    file is recorded once; the dataset is that of one call per view."""
+    import mimic_fast
+    from mimic_fast.mining import views
+
+    from test_mining_resume import dataset_files
+
+    frames = sorted((shared_data / "video/tum_freiburg_frames").glob("*.png"))[:8]
+    rows = [(frames[i], frames[j]) for i in range(8) for j in (i + 1, i + 2) if j < 8]
+    rows += [(frames[0], tmp_path / "missing.png"), (frames[1], tmp_path / "missing.png"),
+             rows[0]]
+    (tmp_path / "pairs.csv").write_text("".join(f"{a},{b}\n" for a, b in rows))
+    calls = []
+    real = mimic_fast.sift
+    monkeypatch.setattr(mimic_fast, "sift", lambda images, **kw: (
+        calls.append(len(images)), real(images, **kw))[1])
+    mined = {}
+    for batch in (1, 4):
+        monkeypatch.setitem(views.SIFT_BATCH, "cpu", batch)
+        calls.clear()
+        summary = mine([tmp_path / "pairs.csv"], tmp_path / f"b{batch}",
+                       MineConfig(sift="native"), RunOptions(progress=False))
+        assert max(calls) == batch and sum(calls) == 8  # each image once
+        assert [e["input"] for e in summary["errors"]] == [str(tmp_path / "missing.png")]
+        assert summary["candidates"] == len(rows) and summary["accepted"] > 0
+        mined[batch] = dataset_files(tmp_path / f"b{batch}")
+    assert mined[1] == mined[4]

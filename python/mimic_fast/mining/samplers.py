@@ -156,39 +156,47 @@ def group_candidates(views: list[View], cfg: MineConfig,
     return out
 
 
-def list_candidates(rows: list[tuple[str, str]], load: Callable[[str, int], View],
-                    cfg: MineConfig, errors: list[dict], chunk: int = 256,
-                    cache_size: int = 512, progress: Progress | None = None
-                    ) -> Iterator[Candidate]:
-    """rows: (path1, path2). A path's frame index is its position in first-appearance order."""
+Loader = Callable[[list[tuple[int, str]], list[dict]], list[View]]
+
+
+def list_candidates(rows: list[tuple[str, str]], load: Loader, cfg: MineConfig,
+                    errors: list[dict], chunk: int = 256, cache_size: int = 512,
+                    progress: Progress | None = None) -> Iterator[Candidate]:
+    """rows: (path1, path2). A path's frame index is its position in first-appearance order.
+    load((index, path) files, errors) -> the views of those that could be used (one call per
+    chunk of rows for the paths not cached: SIFT is batched across them), appending
+    {input, error} for the others."""
     number: dict[str, int] = {}
     for a, b in rows:
         for p in (a, b):
             number.setdefault(p, len(number))
-    cache: OrderedDict[str, View | None] = OrderedDict()
+    cache: OrderedDict[str, View | None] = OrderedDict()  # None: the path cannot be used
     failed: set[str] = set()
 
-    def get(p: str) -> View | None:
-        if p in cache:
+    def views_of(paths: list[str]) -> dict[str, View | None]:
+        found = {p: cache[p] for p in paths if p in cache}
+        new = [p for p in paths if p not in found]
+        problems: list[dict] = []
+        loaded = {v.path: v for v in load([(number[p], p) for p in new], problems)}
+        for e in problems:
+            if e["input"] not in failed:
+                failed.add(e["input"])
+                errors.append(e)
+        found.update((p, loaded.get(p)) for p in new)
+        for p in paths:  # most recently used last
+            cache[p] = found[p]
             cache.move_to_end(p)
-            return cache[p]
-        try:
-            v = load(p, number[p])
-        except FrameError as exc:
-            v = None
-            if p not in failed:
-                failed.add(p)
-                errors.append({"input": p, "error": str(exc)})
-        cache[p] = v
-        if len(cache) > cache_size:
+        while len(cache) > cache_size:
             cache.popitem(last=False)
-        return v
+        return found
 
     seen: set[tuple[int, int]] = set()
     for s in range(0, len(rows), chunk):
+        part = rows[s : s + chunk]
+        views = views_of(list(dict.fromkeys(p for row in part for p in row)))
         batch, skipped = [], []
-        for a, b in rows[s : s + chunk]:
-            v1, v2 = get(a), get(b)
+        for a, b in part:
+            v1, v2 = views[a], views[b]
             key = (number[a], number[b])
             if v1 is None or v2 is None or key in seen:
                 skipped.append(_placeholder(v1, v2, FRAME_ERROR if key not in seen else DUPLICATE))
@@ -198,7 +206,7 @@ def list_candidates(rows: list[tuple[str, str]], load: Callable[[str, int], View
         yield from skipped
         yield from evaluate(batch, cfg)
         if progress is not None:
-            progress(len(rows[s : s + chunk]))
+            progress(len(part))
 
 
 def _placeholder(v1: View | None, v2: View | None, reason: str) -> Candidate:

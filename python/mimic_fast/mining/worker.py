@@ -23,7 +23,7 @@ from mimic_fast.mining.sample import encode_sample
 from mimic_fast.mining.samplers import (
     Progress, group_candidates, list_candidates, ordered_candidates,
 )
-from mimic_fast.mining.views import folder_views, video_views, view_from_file
+from mimic_fast.mining.views import file_views, folder_views, video_views
 from mimic_fast.dataset.schema import index_row, manifest_path, shard_name
 from mimic_fast.dataset.writer import ShardWriter, write_json_atomic
 
@@ -77,8 +77,8 @@ def candidates(source: Source, cfg: MineConfig, errors: list[dict],
             list(folder_views(source.path, cfg, 1, errors, source.group)), cfg, progress)
     elif source.kind == "list":
         rows = [(str(a), str(b)) for a, b in read_pair_list(source.path)]
-        yield from list_candidates(rows, lambda p, i: view_from_file(p, cfg, i), cfg, errors,
-                                   progress=progress)
+        yield from list_candidates(rows, lambda files, errs: list(file_views(files, cfg, errs)),
+                                   cfg, errors, progress=progress)
     else:
         raise ValueError(f"unknown source kind {source.kind!r}")
 
