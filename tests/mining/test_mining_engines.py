@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import types
@@ -13,6 +15,7 @@ import types
 import pytest
 
 from mimic_fast.io.sources import Source
+from mimic_fast.mining import engines
 from mimic_fast.mining.config import MineConfig, RunOptions
 from mimic_fast.mining.engines import run_local, run_ray
 from mimic_fast.mining.run import mine
@@ -39,18 +42,113 @@ def test_process_pool_matches_serial(inputs, serial, tmp_path):
     assert dataset_files(out) == dataset_files(serial)
 
 
-@pytest.mark.slow
-def test_ray_engine_matches_serial(inputs, serial, tmp_path):
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray of 2 cores for the module's Ray tests (starting one takes seconds)."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
-    try:
-        out = tmp_path / "ray"
-        s = mine(inputs, out, MineConfig(), RunOptions(progress=False, engine="ray"))
-    finally:
-        ray.shutdown()
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_engine_matches_serial(inputs, serial, tmp_path, local_ray):
+    out = tmp_path / "ray"
+    s = mine(inputs, out, MineConfig(), RunOptions(progress=False, engine="ray"))
     assert s["engine"] == "ray"
     assert dataset_files(out) == dataset_files(serial)
+
+
+@pytest.mark.slow
+def test_ray_stage_server_path_matches_serial(inputs, serial, tmp_path, local_ray, monkeypatch,
+                                              caplog):
+    """With a torch stage device the tasks send their batches to a stage server actor (here
+    on the CPU, num_gpus=0: the code path of one actor per GPU); the dataset is the serial
+    CPU run's byte for byte."""
+    from mimic_fast.mining import run
+
+    monkeypatch.setattr(run, "resolve_device", lambda d: "cpu")
+    caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
+    out = tmp_path / "ray-served"
+    mine(inputs, out, MineConfig(), RunOptions(progress=False, engine="ray", device="cuda"))
+    assert dataset_files(out) == dataset_files(serial)
+    served = [r.getMessage() for r in caplog.records if "stage server 0 on cpu" in r.getMessage()]
+    assert len(served) == 1 and re.search(r"'evaluate': [1-9]", served[0]), served
+
+
+@pytest.fixture(scope="module")
+def long_frames(tmp_path_factory):
+    """A frame folder of 140 frames: its walk is evaluated in 3 rounds (samplers.CHUNK)."""
+    from mimic_fast.mining import synthetic
+
+    frames, _ = synthetic.camera_path(synthetic.photo("coffee"), 140, (120, 160), seed=3)
+    return synthetic.write_frames(frames, tmp_path_factory.mktemp("long") / "f")[0].parent
+
+
+def _long_tasks(folder, out, n):
+    out.mkdir()
+    return [SourceTask(str(out), i, Source(str(folder), "frames"), MineConfig())
+            for i in range(n)]
+
+
+def _recording_progress(out):
+    """on_progress that records (unit index, n, whether the unit's manifest existed then)."""
+    seen = []
+
+    def on_progress(unit, n):
+        seen.append((unit.index, n, manifest_path(out, unit.index).exists()))
+
+    return seen, on_progress
+
+
+def _check_progress_within_units(seen, landed, n):
+    assert sorted(m["index"] for m in landed) == list(range(n))
+    for i in range(n):
+        mine_ = [(k, done) for index, k, done in seen if index == i]
+        assert any(not done for _, done in mine_), seen  # heard while the unit still ran
+        assert all(k > 0 for k, _ in mine_)
+        assert sum(k for k, _ in mine_) <= 139  # (i, i+1) evaluated; never counted twice
+
+
+def test_pool_workers_report_progress_while_their_units_run(long_frames, tmp_path,
+                                                            monkeypatch):
+    monkeypatch.setattr(engines, "PROGRESS_EVERY", 0.0)  # a report per round
+    out = tmp_path / "ds"
+    tasks = _long_tasks(long_frames, out, 2)
+    seen, on_progress = _recording_progress(out)
+    landed = []
+    run_local(tasks, 2, landed.append, on_progress)
+    _check_progress_within_units(seen, landed, 2)
+
+
+@pytest.mark.slow
+def test_ray_tasks_report_progress_while_their_units_run(long_frames, tmp_path, monkeypatch,
+                                                         local_ray):
+    monkeypatch.setattr(engines, "PROGRESS_EVERY", 0.0)
+    out = tmp_path / "ds"
+    tasks = _long_tasks(long_frames, out, 1)
+    seen, on_progress = _recording_progress(out)
+    landed = []
+    run_ray(tasks, None, landed.append, on_progress=on_progress)
+    _check_progress_within_units(seen, landed, 1)
+
+
+def test_progress_reports_are_never_counted_twice():
+    """The driver's book of reports: increases only; nothing after the unit's result; a
+    retried attempt or an abandoned submission takes back what it had reported."""
+    calls = []
+    reports = engines._Reports(lambda unit, n: calls.append((unit, n)))
+    a, b = reports.start("A"), reports.start("B")
+    reports.report(a, "first", 10)
+    reports.report(a, "first", 10)  # nothing new
+    reports.report(a, "first", 25)
+    reports.report(a, "retry", 5)  # Ray ran the task again: it starts over
+    reports.end(a)
+    reports.report(a, "retry", 40)  # after the result: the result settled the count
+    reports.report(b, "x", 7)
+    reports.end(b, abandoned=True)  # its pool broke: the unit runs again elsewhere
+    assert calls == [("A", 10), ("A", 15), ("A", -25), ("A", 5), ("B", 7), ("B", -7)]
 
 
 class _DiesWhenUnpickled(str):
@@ -113,7 +211,7 @@ def _with_fake_ray(monkeypatch, exceptions, get, tmp_path) -> list[SourceTask]:
     fake = types.SimpleNamespace(
         exceptions=exceptions, is_initialized=lambda: True, get=get, cancel=lambda ref: None,
         remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda task, *_: task),
-        wait=lambda pending, num_returns: (pending[:1], pending[1:]),
+        wait=lambda pending, num_returns, timeout=None: (pending[:1], pending[1:]),
     )
     monkeypatch.setitem(sys.modules, "ray", fake)
     return [SourceTask(str(tmp_path), i, Source(str(tmp_path / f"s{i}"), "frames"),

@@ -2,26 +2,41 @@
 counts (set by :func:`mimic_fast.mining.worker.init_worker` in every worker, and around a
 serial run in the driver).
 
-None: the CPU default (OpenCV's matcher and SIFT on numpy, no torch). ``"cuda"``: the batched
-stages (:func:`mimic_fast.mining.evaluate.evaluate`: matching, RANSAC with ``--ransac
-native``, overlap) and the native SIFT (``--sift native``) on the GPU. The dataset does not
-depend on it: every stage makes the same decisions on both devices.
+None: the CPU default (OpenCV's matcher and SIFT on numpy, no torch). ``"cpu"``, ``"cuda"``:
+the batched stages (:func:`mimic_fast.mining.evaluate.evaluate`: matching, RANSAC with
+``--ransac native``, overlap) and the native SIFT (``--sift native``) on torch on that device.
+Or a stage server (:class:`mimic_fast.mining.stage_server.StageClient`): this process sends
+those stages to a server that holds the device for many processes (a Ray actor per GPU,
+``--engine ray``), and computes nothing on a device itself (:func:`stage_device` is None). The
+dataset does not depend on the setting: every stage makes the same decisions everywhere.
 """
 
 from __future__ import annotations
 
-_device: str | None = None
+from typing import Any
+
+_setting: Any = None  # None | device name | a StageClient
 
 
-def set_stage_device(device: str | None) -> str | None:
-    """Set this process's stage device; returns the previous one."""
-    global _device
-    previous, _device = _device, device
+def set_stage_device(device: Any) -> Any:
+    """Set this process's stage setting (None, a device name, or a stage server's client);
+    returns the previous one."""
+    global _setting
+    previous, _setting = _setting, device
     return previous
 
 
 def stage_device() -> str | None:
-    return _device
+    """The device this process runs its stages on itself: None (the CPU default, also when a
+    stage server runs them), or a torch device name."""
+    return None if remote_stages() is not None else _setting
+
+
+def remote_stages():
+    """The stage server this process sends its batched stages to (a
+    :class:`~mimic_fast.mining.stage_server.StageClient`: ``.evaluate(pairs, cfg)``,
+    ``.sift(gray)``), or None when it runs them itself."""
+    return None if _setting is None or isinstance(_setting, str) else _setting
 
 
 def resolve(run_device: str) -> str | None:
@@ -47,3 +62,4 @@ def resolve(run_device: str) -> str | None:
         raise ValueError("--device cuda: torch sees no CUDA GPU (a CPU-only torch?); use "
                          "--device cpu")
     return "cuda"
+

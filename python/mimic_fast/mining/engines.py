@@ -1,8 +1,7 @@
 """Executors: run units of work (:func:`~mimic_fast.mining.worker.run_unit`: a whole source,
 or a chunk of one) and report each result as it lands.
 
-- ``run_serial``: in this process (local engine with one worker; easiest to debug); the only
-  one that reports progress within a unit (``on_progress``).
+- ``run_serial``: in this process (local engine with one worker; easiest to debug).
 - ``run_local``: a process pool (forkserver: workers start clean, no inherited threads),
   bounded submission, one core per worker, largest units first (:mod:`.schedule`);
   workers (and their forkserver) end when the driver dies (:mod:`mimic_fast._lifeline`). A
@@ -10,10 +9,22 @@ or a chunk of one) and report each result as it lands.
   retried one by one in fresh single-process pools so the culprit is found: a source is
   recorded as failed, a chunk asks for its source whole (where a second crash names it);
   the others finish normally.
-- ``run_ray``: one Ray task per unit (num_cpus=1), submitted largest first; a task whose
-  worker dies twice, or that Ray fails otherwise (any ``RayError``: out of memory, node
-  died, object lost), counts as a dead worker (as above). Workers write the dataset folder
-  directly, so on a multi-node cluster it must be on a shared filesystem.
+- ``run_ray``: one Ray task per unit (num_cpus=1, no GPU), submitted largest first; with a
+  torch stage device, the batched stages run in stage servers
+  (:mod:`mimic_fast.mining.stage_server`): one Ray actor per GPU (num_gpus=1, holding its
+  CUDA context) for ``"cuda"``, one on a core for ``"cpu"`` (the same code path, tested on a
+  local Ray); the tasks decode and run OpenCV's SIFT on their cores and send their batches
+  there. A task whose worker dies twice, or that Ray fails otherwise (any ``RayError``: out
+  of memory, node died, object lost), counts as a dead worker (as above). Workers write the
+  dataset folder directly, so on a multi-node cluster it must be on a shared filesystem.
+
+Progress (``on_progress(unit, n)``: n more candidates evaluated) moves within a unit in every
+engine: pool workers and Ray tasks report the candidates their unit has evaluated so far at
+most every :data:`PROGRESS_EVERY` seconds (through a queue; through a small Ray actor), and the
+driver forwards the increase while the unit is in flight. A report that arrives after the
+unit's result is dropped (the driver's book settles a finished unit's count,
+``run._Work._count``); a unit run again after its worker died first takes back what it had
+reported.
 
 ``on_done(result)`` is called in the driver for every finished unit and returns the units it
 asks for next (a source to mine whole when a chunk could not stand for its part), which are
@@ -23,20 +34,25 @@ continues).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
+import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 from mimic_fast._lifeline import process_identity
 from mimic_fast._output_folder import is_out_of_space
-from mimic_fast.mining.device import set_stage_device, stage_device
+from mimic_fast.mining.device import set_stage_device
 from mimic_fast.mining.schedule import largest_first
+from mimic_fast.mining.stage_server import StageClient
 from mimic_fast.mining.worker import init_worker, run_unit, unit_died
 
 log = logging.getLogger(__name__)
-GPU_SHARE = 0.125  # of a GPU per Ray task with --device cuda: 8 tasks share one
+PROGRESS_EVERY = 0.5  # seconds between a unit's progress reports (read at submission)
+POLL = 0.25  # seconds the driver waits for a result before it forwards progress reports
 OnDone = Callable[[dict], "list | None"]  # a unit's result -> the units to run next
 OnProgress = Callable[[object, int], None]  # (unit, n more candidates evaluated)
 
@@ -48,7 +64,7 @@ def run_serial(tasks: list, on_done: OnDone, on_progress: OnProgress | None = No
     import mimic_fast
 
     threads = (mimic_fast.get_num_threads(), cv2.getNumThreads())
-    previous_device = stage_device()
+    previous_setting = set_stage_device(device)  # init_worker sets it too; this keeps the old
     init_worker(device=device)
     queue = list(tasks)
     try:
@@ -60,7 +76,7 @@ def run_serial(tasks: list, on_done: OnDone, on_progress: OnProgress | None = No
     finally:
         mimic_fast.set_num_threads(threads[0])
         cv2.setNumThreads(threads[1])
-        set_stage_device(previous_device)
+        set_stage_device(previous_setting)
 
 
 def run_local(tasks: list, workers: int, on_done: OnDone,
@@ -68,30 +84,122 @@ def run_local(tasks: list, workers: int, on_done: OnDone,
     if workers <= 1 or len(tasks) <= 1:
         run_serial(tasks, on_done, on_progress, device)
         return
-    suspects = _run_pool(largest_first(tasks), min(workers, len(tasks)), on_done, device)
+    suspects = _run_pool(largest_first(tasks), min(workers, len(tasks)), on_done, device,
+                         on_progress)
     for task in suspects:  # each alone, so a crash names its source
-        if _run_pool([task], 1, on_done, device):
+        if _run_pool([task], 1, on_done, device, on_progress):
             more = on_done(unit_died(task, "worker process died while mining this source"))
             if more:
-                run_local(more, workers, on_done, device=device)
+                run_local(more, workers, on_done, on_progress, device)
 
 
-def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = None) -> list:
+class _Reports:
+    """The driver's side of progress within units: each submission of a unit gets an id; its
+    worker reports (id, attempt, candidates evaluated so far); the increase is forwarded to
+    ``on_progress`` while the submission is live. A new attempt of a submission (Ray retried
+    the task) or a submission abandoned (its pool broke; the unit runs again) first takes
+    back what it had reported, so nothing is counted twice."""
+
+    def __init__(self, on_progress: OnProgress):
+        self.on_progress = on_progress
+        self.live: dict[int, list] = {}  # id -> [unit, attempt, reported]
+        self._ids = itertools.count()
+
+    def start(self, unit) -> int:
+        sid = next(self._ids)
+        self.live[sid] = [unit, None, 0]
+        return sid
+
+    def report(self, sid: int, attempt: str, total: int) -> None:
+        entry = self.live.get(sid)
+        if entry is None:
+            return  # the unit's result came first and settled its count
+        unit, current, reported = entry
+        if attempt != current:
+            self._take_back(entry)
+            entry[1] = attempt
+        if total > entry[2]:
+            self.on_progress(unit, total - entry[2])
+            entry[2] = total
+
+    def end(self, sid: int, abandoned: bool = False) -> None:
+        entry = self.live.pop(sid, None)
+        if abandoned and entry is not None:
+            self._take_back(entry)
+
+    def _take_back(self, entry: list) -> None:
+        if entry[2]:
+            self.on_progress(entry[0], -entry[2])
+            entry[2] = 0
+
+
+class _Reporter:
+    """A unit's ``progress(n)`` in a worker: sends (attempt, candidates so far) at most every
+    ``every`` seconds; what is not sent is settled by the unit's result."""
+
+    def __init__(self, send: Callable[[str, int], None], every: float):
+        self.send, self.every = send, every
+        self.attempt = uuid.uuid4().hex  # tells a retried Ray task from its first attempt
+        self.total = 0
+        self.last = time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.total += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self.send(self.attempt, self.total)
+
+
+_progress_queue = None  # a pool worker's channel to the driver (None: no progress wanted)
+
+
+def _init_pool_worker(driver: tuple, device: str | None, progress_queue) -> None:
+    global _progress_queue
+    init_worker(driver, device)
+    _progress_queue = progress_queue
+
+
+def _pool_run_unit(task, sid: int, every: float) -> dict:
+    progress = None
+    if _progress_queue is not None:
+        put = _progress_queue.put
+        progress = _Reporter(lambda attempt, total: put((sid, attempt, total)), every)
+    return run_unit(task, progress)
+
+
+def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = None,
+              on_progress: OnProgress | None = None) -> list:
     """Run tasks (and the units their results ask for) in a pool; returns the tasks in flight
     when the pool broke (if it did)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_worker_modules())
+    # a SimpleQueue writes in the worker's own thread (a report is in the pipe before the
+    # unit's result), one small atomic write per report; one queue per pool, as a worker that
+    # died writing could leave it unusable
+    reports = None if on_progress is None else _Reports(on_progress)
+    queue = None if reports is None else ctx.SimpleQueue()
+
+    def forward_reports() -> None:
+        while queue is not None and not queue.empty():
+            reports.report(*queue.get())
+
     todo = list(reversed(tasks))
     running: dict = {}  # future -> task, until its result is handed to on_done
+    ids: dict = {}  # future -> its submission's id (progress reports)
     completed = 0
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                             initargs=(process_identity(), device)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker,
+                             initargs=(process_identity(), device, queue)) as pool:
         try:
             while todo or running:
                 while todo and len(running) < 2 * workers:
-                    running[pool.submit(run_unit, todo[-1])] = todo[-1]
+                    sid = -1 if reports is None else reports.start(todo[-1])
+                    fut = pool.submit(_pool_run_unit, todo[-1], sid, PROGRESS_EVERY)
+                    running[fut], ids[fut] = todo[-1], sid
                     todo.pop()
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=None if queue is None else POLL,
+                               return_when=FIRST_COMPLETED)
+                forward_reports()
                 broken = False
                 for fut in sorted(done, key=lambda f: running[f].index):
                     try:
@@ -100,6 +208,8 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = N
                         broken = True  # stays in `running`: the culprit is among these
                         continue
                     del running[fut]
+                    if reports is not None:
+                        reports.end(ids[fut])
                     completed += 1
                     todo.extend(reversed(on_done(result) or []))
                 if broken:
@@ -111,11 +221,15 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = N
                 raise RuntimeError(
                     "the worker processes could not start (a script using the local engine "
                     "with workers > 1 needs an `if __name__ == '__main__':` guard)") from None
+            if reports is not None:
+                for fut in running:  # each runs again
+                    reports.end(ids[fut], abandoned=True)
             suspects = sorted(running.values(), key=lambda t: t.index)
             log.warning("a worker process died; retrying its %d sources one by one",
                         len(suspects))
             remaining = list(reversed(todo))
-            return suspects + (_run_pool(remaining, workers, on_done) if remaining else [])
+            return suspects + (_run_pool(remaining, workers, on_done, device, on_progress)
+                               if remaining else [])
         except BaseException:
             for fut in running:
                 fut.cancel()
@@ -143,42 +257,118 @@ def _workers_can_start(ctx) -> bool:
     return True
 
 
-def run_ray(tasks: list, address: str | None, on_done: OnDone,
-            device: str | None = None) -> None:
+def run_ray(tasks: list, address: str | None, on_done: OnDone, device: str | None = None,
+            on_progress: OnProgress | None = None) -> None:
     try:
         import ray
     except ImportError as exc:
         raise RuntimeError("--engine ray needs Ray: pip install 'mimic-fast[ray]'") from exc
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    # on the GPU, tasks share each GPU (SIFT and decoding still take a core each); not yet
-    # the design of one GPU actor per GPU fed by CPU tasks
-    gpus = GPU_SHARE if device == "cuda" else 0
-    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(_ray_run_unit)
+    servers = _start_stage_servers(ray, device)
+    remote = ray.remote(num_cpus=1, num_gpus=0, max_retries=1)(_ray_run_unit)
+    reports = None if on_progress is None else _Reports(on_progress)
+    box = None if reports is None else ray.remote(num_cpus=0)(ProgressBox).remote()
     driver = process_identity()
-    refs = {remote.remote(t, driver, device): t for t in largest_first(tasks)}
+    refs: dict = {}  # object ref -> (unit, submission id)
+
+    def submit(task) -> None:
+        sid = len(refs) if reports is None else reports.start(task)
+        # the stage setting of the task: a stage server's client, or the device (None: the
+        # CPU default), spread over the servers in turn
+        stages = StageClient(servers[sid % len(servers)]) if servers else device
+        refs[remote.remote(task, driver, stages, sid, box, PROGRESS_EVERY)] = (task, sid)
+
+    def forward_reports() -> None:
+        if box is not None:
+            for sid, (attempt, total) in ray.get(box.take.remote()).items():
+                reports.report(sid, attempt, total)
+
+    for t in largest_first(tasks):
+        submit(t)
     pending = list(refs)
     try:
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
+            ready, pending = ray.wait(pending, num_returns=1,
+                                      timeout=None if box is None else POLL)
+            forward_reports()
+            if not ready:
+                continue
             ref = ready[0]
+            task, sid = refs[ref]
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayError as exc:  # crashed, OOM-killed, node died, lost...
                 cause = getattr(exc, "cause", None)  # a RayTaskError wraps the task's exception
                 if is_out_of_space(cause):
                     raise cause from None  # no fault of the source: stop, as the pool does
-                result = unit_died(refs[ref], f"Ray task failed: {type(exc).__name__}")
-            for task in on_done(result) or []:
-                ref = remote.remote(task, driver, device)
-                refs[ref] = task
-                pending.append(ref)
+                result = unit_died(task, f"Ray task failed: {type(exc).__name__}")
+            if reports is not None:
+                reports.end(sid)
+            before = set(refs)
+            for more in on_done(result) or []:
+                submit(more)
+            pending += [r for r in refs if r not in before]
+        _log_stage_stats(ray, servers)
     except BaseException:
         for ref in pending:
             ray.cancel(ref)
         raise
+    finally:
+        for actor in servers + ([box] if box is not None else []):
+            ray.kill(actor)
 
 
-def _ray_run_unit(task, driver: tuple, device: str | None = None) -> dict:
-    init_worker(driver, device)
-    return run_unit(task)
+def _start_stage_servers(ray, device: str | None) -> list:
+    """The stage servers of a run with a torch stage device: one Ray actor per GPU of the
+    cluster for "cuda" (num_gpus=1: it holds that GPU and its CUDA context), one on a core for
+    "cpu"; none for the CPU default (None: every task runs its stages itself)."""
+    if device is None:
+        return []
+    from mimic_fast.mining.stage_server import StageServer
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0)) if str(device).startswith("cuda") else 0
+    if str(device).startswith("cuda") and not gpus:
+        raise RuntimeError("--device cuda with --engine ray: the Ray cluster has no GPU")
+    # each concurrent call waits in a thread of its own while the stages run: room for one
+    # call from every task that can run at once
+    actor = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=1,
+                       max_concurrency=max(2, int(resources.get("CPU", 1))))(StageServer)
+    return [actor.remote(device, threads=1) for _ in range(max(gpus, 1))]
+
+
+def _log_stage_stats(ray, servers: list) -> None:
+    if not servers:
+        return
+    try:
+        all_stats = ray.get([s.stats.remote() for s in servers])
+    except ray.exceptions.RayError as exc:  # the run is done; only the statistics are lost
+        log.warning("stage server statistics unavailable: %s", type(exc).__name__)
+        return
+    for k, stats in enumerate(all_stats):
+        log.info("stage server %d on %s: %s requests in %d batches (largest %d requests)",
+                 k, stats["device"], stats["requests"], stats["batches"],
+                 stats["largest_batch"])
+
+
+class ProgressBox:
+    """A Ray actor that holds the latest progress report of each unit in flight until the
+    driver takes them."""
+
+    def __init__(self):
+        self._reports: dict = {}
+
+    def add(self, sid: int, attempt: str, total: int) -> None:
+        self._reports[sid] = (attempt, total)
+
+    def take(self) -> dict:
+        reports, self._reports = self._reports, {}
+        return reports
+
+
+def _ray_run_unit(task, driver: tuple, stages, sid: int, box, every: float) -> dict:
+    init_worker(driver, stages)
+    progress = None if box is None else _Reporter(
+        lambda attempt, total: box.add.remote(sid, attempt, total), every)
+    return run_unit(task, progress)

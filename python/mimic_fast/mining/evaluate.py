@@ -10,6 +10,8 @@ A batch of candidates goes through four stages: match -> RANSAC -> overlap -> ve
 - ``device="cpu"``, ``"cuda"`` (or a ``torch.device``): every batched stage on torch tensors on
   that device, one call each: ``mimic_fast.match_descriptors``, ``find_homographies``
   (``ransac="native"``; OpenCV's RANSAC stays per pair on the CPU) and ``patch_overlap``.
+- a process whose stage setting is a stage server (:mod:`mimic_fast.mining.stage_server`:
+  Ray tasks with a GPU actor) sends the batch there, where it runs as above on its device.
 
 The decisions are the same on every path: the matches are OpenCV's (see
 :mod:`mimic_fast.features.batched_matching`) and the later stages run the same kernels.
@@ -26,7 +28,7 @@ import numpy as np
 from mimic_fast.features.homography import ransac_homography
 from mimic_fast.features.matching import ratio_match
 from mimic_fast.mining.config import MineConfig
-from mimic_fast.mining.device import stage_device
+from mimic_fast.mining.device import remote_stages, stage_device
 from mimic_fast.mining.views import View
 
 ACCEPTED = "accepted"
@@ -78,9 +80,12 @@ def evaluate(pairs: list[tuple[View, View]], cfg: MineConfig,
 
     device: None (the CPU default stages on numpy), or "cpu", "cuda", "cuda:N", a
     ``torch.device``: the batched stages on torch tensors on that device; by default the
-    process's (:func:`mimic_fast.mining.device.stage_device`). The verdicts do not depend on
-    it."""
+    process's setting (:mod:`mimic_fast.mining.device`: its device, or the stage server it
+    sends its stages to). The verdicts do not depend on it."""
     if device is _PROCESS:
+        served = remote_stages()
+        if served is not None:
+            return served.evaluate(pairs, cfg)
         device = stage_device()
     out = [Candidate(v1, v2) for v1, v2 in pairs]
     if device is not None:

@@ -22,7 +22,9 @@ class Progress:
             self._postfix()
 
     def advance(self, n: int) -> None:
-        if n <= 0:
+        """n more candidates evaluated (negative: taken back, as when a unit whose worker
+        died is run again)."""
+        if n == 0:
             return
         self.done += n
         if self._bar is not None:

@@ -10,7 +10,8 @@ of an uninterrupted run. One run at a time per folder
 stays; the same command continues once there is space).
 
 Progress counts candidates evaluated (an ordered source's (i, i+1), a group's pairs, a list's
-rows), with rate and ETA: per unit as units finish, and within a unit in the serial engine.
+rows), with rate and ETA, within units as they go in every engine
+(:mod:`mimic_fast.mining.engines`).
 """
 
 from __future__ import annotations
@@ -204,7 +205,9 @@ class _Work:
 
     def _count(self, key, work: int) -> None:
         """A unit finished: the bar gets what its progress calls did not already give."""
-        self.bar.advance(max(work - self.counted.pop(key, 0), 0))
+        rest = work - self.counted.pop(key, 0)
+        if rest > 0:
+            self.bar.advance(rest)
 
 
 def _key(unit) -> tuple:
@@ -216,7 +219,7 @@ def _engine(units, options: RunOptions, device: str | None, on_done, on_progress
     from mimic_fast.mining import engines
 
     if options.engine == "ray":
-        engines.run_ray(units, options.ray_address, on_done, device)
+        engines.run_ray(units, options.ray_address, on_done, device, on_progress)
     else:
         engines.run_local(units, options.workers, on_done, on_progress, device)
 
