@@ -14,7 +14,9 @@ from mimic_fast.features.sift import Features
 from mimic_fast.mining import device as stage
 from mimic_fast.mining.config import MineConfig
 from mimic_fast.mining.evaluate import evaluate
-from mimic_fast.mining.stage_server import StageClient, StageServer, pack, unpack
+from mimic_fast.mining.stage_server import (
+    StageClient, StageServer, _Coalescer, pack, unpack,
+)
 from mimic_fast.mining.views import view_from_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -107,9 +109,21 @@ def test_waiting_requests_run_as_one_batch_with_each_callers_verdicts(tum_pairs)
         _same(result, [reference[i] for i in part])
 
 
-def test_evaluate_goes_to_the_stage_server_of_the_process(tum_pairs):
+class SpyServer(StageServer):
+    """Records what each evaluate request carries."""
+
+    def __init__(self):
+        super().__init__("cpu")
+        self.sent = []
+
+    def evaluate(self, views, pairs, cfg):
+        self.sent.append((views, pairs))
+        return super().evaluate(views, pairs, cfg)
+
+
+def test_evaluate_goes_to_the_stage_server_of_the_process(tum_views, tum_pairs):
     cfg = MineConfig()
-    server = StageServer("cpu")
+    server = SpyServer()
     previous = stage.set_stage_device(StageClient(server))
     try:
         assert stage.stage_device() is None  # it computes nothing on a device itself
@@ -119,6 +133,10 @@ def test_evaluate_goes_to_the_stage_server_of_the_process(tum_pairs):
         server.close()
     assert server.stats()["requests"] == {"evaluate": 1}
     _same(served, evaluate(tum_pairs, cfg, device=None))
+    (views, pairs), = server.sent  # each view once, features only: no pixels travel
+    assert len(views) == len(tum_views) and len(pairs) == len(tum_pairs)
+    assert all(len(v) == 2 and v[1].dtype == np.uint8 for v in views)
+    assert pairs[:2].tolist() == [[0, 1], [1, 2]]
 
 
 def test_a_request_at_fault_fails_alone(tum_views, tum_pairs):
@@ -177,3 +195,32 @@ def test_descriptors_travel_as_uint8_only_when_that_loses_nothing():
         _, sent = pack(Features(xy, odd))
         assert sent.dtype == np.float32
         np.testing.assert_array_equal(unpack((xy, sent)).descriptors, odd)
+
+
+def test_a_batch_takes_the_first_kind_waiting_up_to_its_limit_in_arrival_order():
+    release = threading.Event()
+    runs = []
+
+    def run(key, payloads):
+        assert release.wait(60)
+        runs.append((key, payloads))
+        return [-p for p in payloads]
+
+    coalescer = _Coalescer(run)
+    results = {}
+    threads = []
+    for n, (key, size) in enumerate([("a", 3), ("a", 2), ("b", 1), ("a", 2), ("a", 1)], 1):
+        t = threading.Thread(target=lambda n=n, key=key, size=size: results.__setitem__(
+            n, coalescer.submit((key,), n, size, limit=4)))
+        t.start()
+        threads.append(t)
+        # one at a time, so that arrival order is submission order (the first is taken at
+        # once and held; the others wait)
+        _until(lambda n=n: coalescer.waiting() == n - 1 and len(coalescer.batches) == 1)
+    release.set()
+    for t in threads:
+        t.join(60)
+    coalescer.close()
+    assert runs == [(("a",), [1]), (("a",), [2, 4]), (("b",), [3]), (("a",), [5])]
+    assert results == {n: -n for n in range(1, 6)}
+    assert coalescer.requests == {"a": 4, "b": 1}

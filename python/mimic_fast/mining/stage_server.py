@@ -9,7 +9,7 @@ run OpenCV's SIFT themselves, and hold a :class:`StageClient` as their stage set
 
 Coalescing: one thread runs the stages; each time it takes every waiting request of one kind
 (the same MineConfig, or SIFT frames of one size), up to :data:`MAX_PAIRS` candidate pairs or
-:data:`MAX_FRAMES` frames, as ONE batch, so requests that arrive while the device is busy make
+``views.SIFT_BATCH`` frames for the device, as ONE batch, so requests that arrive while the device is busy make
 the next batch bigger. The dataset does not depend on it: a pair's verdict and a frame's SIFT
 do not depend on the batch they are computed in (matching is exact; RANSAC and overlap draw
 from RNGs keyed by the seed and the pair's own sample, never its position; SIFT is per frame).
@@ -32,9 +32,9 @@ import numpy as np
 from mimic_fast.features.sift import Features
 from mimic_fast.mining.config import MineConfig
 from mimic_fast.mining.evaluate import Candidate, evaluate
+from mimic_fast.mining.views import SIFT_BATCH
 
 MAX_PAIRS = 4096  # candidate pairs per coalesced evaluate batch (a request is never split)
-MAX_FRAMES = 64  # frames per coalesced SIFT batch (views.SIFT_BATCH's GPU batch)
 
 Packed = tuple[np.ndarray, np.ndarray]  # (xy [n, 2] float32, descriptors [n, 128])
 
@@ -169,6 +169,7 @@ class StageServer:
             cv2.setNumThreads(threads)
         if self.device.type == "cuda":
             torch.zeros(1, device=self.device)  # the CUDA context now, not in a request
+        self.max_frames = SIFT_BATCH["cuda" if self.device.type == "cuda" else "cpu"]
         self._coalescer = _Coalescer(self._run)
 
     def evaluate(self, views: list[Packed], pairs: np.ndarray,
@@ -185,7 +186,8 @@ class StageServer:
         if gray.ndim != 3 or gray.dtype != np.uint8:
             raise ValueError(f"gray must be uint8 [B, H, W] frames, got {gray.dtype} "
                              f"{list(gray.shape)}")
-        return self._coalescer.submit(("sift", gray.shape[1:]), gray, len(gray), MAX_FRAMES)
+        return self._coalescer.submit(("sift", gray.shape[1:]), gray, len(gray),
+                                      self.max_frames)
 
     def stats(self) -> dict:
         """Requests served and how they were batched."""
@@ -222,8 +224,10 @@ class StageServer:
 
     def _sift_batch(self, payloads: list[np.ndarray]) -> list[list[Packed]]:
         import mimic_fast
+        from mimic_fast.features.batched_sift import SiftFeatures
 
         f = mimic_fast.sift(np.concatenate(payloads), device=self.device)
+        f = SiftFeatures(*(t.cpu() for t in f))  # one transfer, not one per frame
         frames = [pack(Features(*f.frame(b, order="opencv"))) for b in range(len(f.counts))]
         parts, start = [], 0
         for gray in payloads:
