@@ -64,7 +64,7 @@ def run_serial(tasks: list, on_done: OnDone, on_progress: OnProgress | None = No
     import mimic_fast
 
     threads = (mimic_fast.get_num_threads(), cv2.getNumThreads())
-    previous_setting = set_stage_device(device)  # init_worker sets it too; this keeps the old
+    previous_setting = set_stage_device(device)  # restored after the run
     init_worker(device=device)
     queue = list(tasks)
     try:
