@@ -332,8 +332,10 @@ def _start_stage_servers(ray, device: str | None) -> list:
     if str(device).startswith("cuda") and not gpus:
         raise RuntimeError("--device cuda with --engine ray: the Ray cluster has no GPU")
     # each concurrent call waits in a thread of its own while the stages run: room for one
-    # call from every task that can run at once
+    # call from every task that can run at once; a server that died comes back once, and
+    # the calls it held are sent again (a request's result does not depend on its batch)
     actor = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=1,
+                       max_task_retries=1,
                        max_concurrency=max(2, int(resources.get("CPU", 1))))(StageServer)
     return [actor.remote(device, threads=1) for _ in range(max(gpus, 1))]
 
