@@ -20,6 +20,8 @@ def test_gpu_check_dry_run_lists_existing_steps_and_cuda_tests():
     assert "MISSING" not in r.stdout
     steps = re.findall(r"^== (\w+) \(timeout", r.stdout, re.M)
     assert {"build", "pytest_cuda", "bench_overlap", "bench_ransac", "bench_attention",
-            "train_smoke", "bench_train"} <= set(steps)
+            "mine_cuda", "bench_mining", "train_smoke", "bench_train"} <= set(steps)
+    # the GPU mining rows (issues 11 and 12), at the size sized for this call
+    assert re.search(r"^== bench_mining .*bench_mining\.py --device cuda --quick$", r.stdout, re.M)
     n = int(re.search(r"pytest -m cuda collects (\d+) tests", r.stdout).group(1))
     assert n >= 10
