@@ -224,3 +224,25 @@ def test_a_batch_takes_the_first_kind_waiting_up_to_its_limit_in_arrival_order()
     assert runs == [(("a",), [1]), (("a",), [2, 4]), (("b",), [3]), (("a",), [5])]
     assert results == {n: -n for n in range(1, 6)}
     assert coalescer.requests == {"a": 4, "b": 1}
+
+
+def test_views_get_the_native_sift_from_the_process_stage_server(shared_data):
+    """A Ray task's views: the native SIFT is computed by its stage server, in the batches of
+    the server's device, and equals what the task would compute itself."""
+    from mimic_fast.mining.views import SIFT_BATCH, folder_views
+
+    tum = str(shared_data / "video/tum_freiburg_frames")
+    cfg = MineConfig(sift="native")
+    server = StageServer("cpu")
+    previous = stage.set_stage_device(StageClient(server, "cpu"))
+    try:
+        served = list(folder_views(tum, cfg, 2, []))
+    finally:
+        stage.set_stage_device(previous)
+        server.close()
+    own = list(folder_views(tum, cfg, 2, []))
+    assert server.stats()["requests"] == {"sift": -(-len(own) // SIFT_BATCH["cpu"])}
+    assert [v.index for v in served] == [v.index for v in own] and len(own) == 9
+    for a, b in zip(served, own):
+        assert np.array_equal(a.features.xy, b.features.xy)
+        assert np.array_equal(a.features.descriptors, b.features.descriptors)

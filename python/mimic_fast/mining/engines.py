@@ -276,7 +276,7 @@ def run_ray(tasks: list, address: str | None, on_done: OnDone, device: str | Non
         sid = len(refs) if reports is None else reports.start(task)
         # the stage setting of the task: a stage server's client, or the device (None: the
         # CPU default), spread over the servers in turn
-        stages = StageClient(servers[sid % len(servers)]) if servers else device
+        stages = StageClient(servers[sid % len(servers)], device) if servers else device
         refs[remote.remote(task, driver, stages, sid, box, PROGRESS_EVERY)] = (task, sid)
 
     def forward_reports() -> None:

@@ -238,10 +238,12 @@ class StageServer:
 
 class StageClient:
     """A mining process's stage setting when a :class:`StageServer` runs its stages:
-    ``server`` is a Ray actor handle of one, or (tests) the server itself."""
+    ``server`` is a Ray actor handle of one, or (tests) the server itself; ``device``: the
+    server's (what the process's SIFT batches and ``--sift auto`` are chosen for)."""
 
-    def __init__(self, server: Any):
+    def __init__(self, server: Any, device: str = "cuda"):
         self.server = server
+        self.device = device
 
     def evaluate(self, pairs: list[tuple[Any, Any]], cfg: MineConfig) -> list[Candidate]:
         """:func:`~mimic_fast.mining.evaluate.evaluate` of (view 1, view 2) pairs on the

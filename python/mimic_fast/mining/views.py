@@ -24,7 +24,7 @@ from mimic_fast.io.images import DecodedImage, FrameError, read_image, to_view
 from mimic_fast.io.sources import group_members
 from mimic_fast.io.video import VideoSpan, decode_span, sample_video, truncated
 from mimic_fast.mining.config import MineConfig, sift_method
-from mimic_fast.mining.device import stage_device
+from mimic_fast.mining.device import remote_stages, stage_device
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,20 @@ SIFT_BATCH = {"cpu": 4, "cuda": 64}
 
 
 def sift_batch() -> int:
-    device = stage_device() or "cpu"
+    device = _sift_device() or "cpu"
     return SIFT_BATCH["cuda" if str(device).startswith("cuda") else "cpu"]
+
+
+def _sift_device() -> str | None:
+    """Where this process's native SIFT runs: its stage device, or its stage server's."""
+    served = remote_stages()
+    return served.device if served is not None else stage_device()
 
 
 def with_features(views: Iterable[View], cfg: MineConfig) -> Iterator[View]:
     """The decoded ``views`` with their SIFT, in order: OpenCV's per view (nothing is held
     back), the native SIFT batched by :func:`sift_batch`."""
-    size = 1 if sift_method(cfg.sift, stage_device()) == "opencv" else sift_batch()
+    size = 1 if sift_method(cfg.sift, _sift_device()) == "opencv" else sift_batch()
     batch: list[View] = []
     for v in views:
         batch.append(v)
@@ -84,9 +90,9 @@ def _features_for(batch: list[View], cfg: MineConfig) -> list[View]:
 
 def features_batch(rgbs: list[np.ndarray], cfg: MineConfig) -> list[Features]:
     """SIFT of views: OpenCV's (``sift="opencv"``), or ONE mimic_fast.sift call for all of them
-    on the process's stage device (``"native"``), keypoints listed in OpenCV's order (the
-    matches reach RANSAC in that order)."""
-    if sift_method(cfg.sift, stage_device()) == "opencv":
+    on the process's stage device or its stage server (``"native"``), keypoints listed in
+    OpenCV's order (the matches reach RANSAC in that order)."""
+    if sift_method(cfg.sift, _sift_device()) == "opencv":
         return [sift_rgb(rgb) for rgb in rgbs]
     if not rgbs:
         return []
@@ -97,6 +103,9 @@ def features_batch(rgbs: list[np.ndarray], cfg: MineConfig) -> list[Features]:
 
     gray = np.stack([cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
                      for rgb in rgbs])
+    served = remote_stages()
+    if served is not None:  # a Ray task whose stage server holds the GPU
+        return [Features(xy, desc) for xy, desc in served.sift(gray)]
     f = mimic_fast.sift(gray, device=stage_device() or "cpu")
     f = SiftFeatures(*(t.cpu() for t in f))  # one transfer, not one per frame
     return [Features(*f.frame(b, order="opencv")) for b in range(len(rgbs))]
