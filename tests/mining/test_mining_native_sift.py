@@ -122,17 +122,23 @@ def test_the_run_device_reaches_the_stages_and_changes_nothing(shared_data, tmp_
             (tmp_path / "staged" / name).read_bytes()
 
 
-def test_sift_auto_is_native_on_the_gpu_and_opencv_on_the_cpu(shared_data, tmp_path):
-    from mimic_fast.mining.config import sift_method
+def test_auto_is_native_on_the_gpu_and_opencv_on_the_cpu(shared_data, tmp_path):
+    import torch
 
-    assert sift_method("auto", "cuda") == "native" and sift_method("auto", "cuda:1") == "native"
-    assert sift_method("auto", None) == "opencv" and sift_method("auto", "cpu") == "opencv"
-    assert sift_method("native", None) == "native" and sift_method("opencv", "cuda") == "opencv"
-    assert MineConfig().sift == "auto"
+    from mimic_fast.mining.config import for_device, method_for
+
+    assert method_for("auto", "cuda") == "native" and method_for("auto", "cuda:1") == "native"
+    assert method_for("auto", torch.device("cuda")) == "native"
+    assert method_for("auto", None) == "opencv" and method_for("auto", "cpu") == "opencv"
+    assert method_for("native", None) == "native" and method_for("opencv", "cuda") == "opencv"
+    assert MineConfig().sift == MineConfig().ransac == "auto"
+    on_gpu = for_device(MineConfig(), "cuda")
+    assert (on_gpu.sift, on_gpu.ransac) == ("native", "native")
     mine([shared_data / "video/opencv_box/box.mp4"], tmp_path / "ds", MineConfig(),
          RunOptions(progress=False))
     config = json.loads((tmp_path / "ds/config.json").read_text())
-    assert config["mining"]["sift"] == "opencv"  # what ran, so a resume elsewhere runs it too
+    # what ran, so a resume elsewhere runs it too
+    assert (config["mining"]["sift"], config["mining"]["ransac"]) == ("opencv", "opencv")
 
 
 def test_a_pair_list_gets_native_sift_in_batches_and_the_same_dataset(shared_data, tmp_path,

@@ -69,7 +69,8 @@ MINE_HELP = {
     "ransac_threshold": "RANSAC inlier threshold in view pixels",
     "ransac": "'opencv' = cv2.findHomography per pair, as published; 'native' = "
               "mimic_fast.find_homographies on each batch (the same method with its own "
-              "samples, keyed by --seed)",
+              "samples, keyed by --seed); 'auto' = native on a CUDA --device, else opencv "
+              "(config.json records which)",
     "patch_size": "patch side in view pixels for the overlap",
     "samples": "sample points per patch for the overlap",
     "overlap_sampling": "'random' as published; 'grid' = a fixed grid of points, so decisions "

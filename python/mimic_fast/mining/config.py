@@ -16,7 +16,7 @@ from mimic_fast.io.sources import KINDS, check_group_by
 GROUP_KEEP = ("all", "best")
 WALKS = ("published", "all")
 OVERLAP_SAMPLINGS = ("random", "grid")
-RANSACS = ("opencv", "native")
+RANSACS = ("auto", "opencv", "native")
 SIFTS = ("auto", "opencv", "native")
 DECODERS = ("opencv", "dali")
 ENGINES = ("local", "ray")
@@ -46,8 +46,9 @@ class MineConfig:
     ratio: float = 0.7  # Lowe ratio
     min_matches: int = 10  # a pair needs MORE than this many ratio-test matches
     ransac_threshold: float = 5.0  # pixels, in the size x size views
-    ransac: str = "opencv"  # opencv (cv2.findHomography per pair, as published) | native
-    # (mimic_fast.find_homographies, one batched call; the same method, its own samples)
+    ransac: str = "auto"  # opencv (cv2.findHomography per pair, as published) | native
+    # (mimic_fast.find_homographies, one batched call; the same method, its own samples) |
+    # auto: native on the GPU, opencv on the CPU; `mine` records what auto became
     patch_size: int = 16
     samples: int = 100  # sample points per patch for patch_overlap
     overlap_sampling: str = "random"  # random (published) | grid (decisions stable, opt-in)
@@ -118,13 +119,22 @@ class RunOptions:
         return dataclasses.asdict(self)
 
 
-def sift_method(sift: str, device: str | None) -> str:
-    """What MineConfig.sift means on a stage device (:mod:`mimic_fast.mining.device`): "auto"
-    is the native SIFT on CUDA and OpenCV's elsewhere (on one CPU core OpenCV's does 44
-    images/s, the native 5.6)."""
-    if sift != "auto":
-        return sift
+def method_for(choice: str, device) -> str:
+    """What a ``--sift`` or ``--ransac`` choice means on a stage device
+    (:mod:`mimic_fast.mining.device`): "auto" is the batched native stage on CUDA, and
+    OpenCV's, as published, elsewhere (on one CPU core OpenCV's SIFT does 44 images/s, the
+    native 5.6; the native RANSAC is faster there but draws other samples, so decisions near
+    a threshold move). Where the stages run on a GPU, speed decides: OpenCV's RANSAC pair by
+    pair in the one process holding the GPU would bound it at about 2,500 pairs/s."""
+    if choice != "auto":
+        return choice
     return "native" if device is not None and str(device).startswith("cuda") else "opencv"
+
+
+def for_device(config: MineConfig, device) -> MineConfig:
+    """``config`` with its "auto" choices made for ``device`` (what config.json records)."""
+    return dataclasses.replace(config, sift=method_for(config.sift, device),
+                               ransac=method_for(config.ransac, device))
 
 
 def _choice(name: str, value: str, allowed: tuple) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from mimic_fast.features.homography import ransac_homography
 from mimic_fast.features.matching import ratio_match
-from mimic_fast.mining.config import MineConfig
+from mimic_fast.mining.config import MineConfig, method_for
 from mimic_fast.mining.device import remote_stages, stage_device
 from mimic_fast.mining.views import View
 
@@ -149,7 +149,7 @@ def _homographies(matched: list, cfg: MineConfig,
                   device: Any) -> list[tuple[np.ndarray | None, np.ndarray]]:
     """(H or None, inlier mask) per matched pair: OpenCV's RANSAC pair by pair (deterministic),
     or ``mimic_fast.find_homographies`` on the whole batch, padded (keyed by cfg.seed)."""
-    if cfg.ransac == "opencv" or not matched:
+    if method_for(cfg.ransac, device) == "opencv" or not matched:
         return [ransac_homography(xy1, xy2, cfg.ransac_threshold) for _, xy1, xy2 in matched]
     import mimic_fast
     from mimic_fast.geometry.ransac import pad_matches

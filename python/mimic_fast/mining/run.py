@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +28,7 @@ from mimic_fast._output_folder import (
 from mimic_fast.dataset.schema import DONE_DIR, FORMAT, FORMAT_VERSION, manifest_path
 from mimic_fast.dataset.writer import finalize, write_json_atomic
 from mimic_fast.io.sources import Source, discover
-from mimic_fast.mining.config import MineConfig, RunOptions, sift_method
+from mimic_fast.mining.config import MineConfig, RunOptions, for_device
 from mimic_fast.mining.device import resolve as resolve_device
 from mimic_fast.mining.progress import Progress
 
@@ -54,7 +53,7 @@ def mine(
     it to simulate a crash).
     """
     device = resolve_device(options.device)  # one that cannot run here: refused before anything
-    config = replace(config, sift=sift_method(config.sift, device))  # config.json: what ran
+    config = for_device(config, device)  # config.json records what ran
     if config.decoder == "dali":
         from mimic_fast.io.dali_decode import dali_missing
 

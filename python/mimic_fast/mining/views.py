@@ -23,7 +23,7 @@ from mimic_fast.io.frames import list_images
 from mimic_fast.io.images import DecodedImage, FrameError, read_image, to_view
 from mimic_fast.io.sources import group_members
 from mimic_fast.io.video import VideoSpan, decode_span, sample_video, truncated
-from mimic_fast.mining.config import MineConfig, sift_method
+from mimic_fast.mining.config import MineConfig, method_for
 from mimic_fast.mining.device import remote_stages, stage_device
 
 
@@ -73,7 +73,7 @@ def _sift_device() -> str | None:
 def with_features(views: Iterable[View], cfg: MineConfig) -> Iterator[View]:
     """The decoded ``views`` with their SIFT, in order: OpenCV's per view (nothing is held
     back), the native SIFT batched by :func:`sift_batch`."""
-    size = 1 if sift_method(cfg.sift, _sift_device()) == "opencv" else sift_batch()
+    size = 1 if method_for(cfg.sift, _sift_device()) == "opencv" else sift_batch()
     batch: list[View] = []
     for v in views:
         batch.append(v)
@@ -92,7 +92,7 @@ def features_batch(rgbs: list[np.ndarray], cfg: MineConfig) -> list[Features]:
     """SIFT of views: OpenCV's (``sift="opencv"``), or ONE mimic_fast.sift call for all of them
     on the process's stage device or its stage server (``"native"``), keypoints listed in
     OpenCV's order (the matches reach RANSAC in that order)."""
-    if sift_method(cfg.sift, _sift_device()) == "opencv":
+    if method_for(cfg.sift, _sift_device()) == "opencv":
         return [sift_rgb(rgb) for rgb in rgbs]
     if not rgbs:
         return []
