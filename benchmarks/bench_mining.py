@@ -69,13 +69,58 @@ PREVIOUS_DEFAULTS = {"interpolation": "area", "exact_decode": False, "walk": "al
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "astronaut", "coffee", "chelsea", "rocket")
 
 
+# Photos of ../shared/data for the generated input where scikit-image is missing (the GPU
+# machine's image may lack it; no internet there)
+SHARED_PHOTOS = tuple(HERE.parent.parent / "shared" / "data" / "homography" / p for p in (
+    "hpatches_v_birdwoman/1.ppm", "opencv_graf/graf1.png"))
+
+
+def has_skimage() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("skimage") is not None
+
+
+def photo_kind() -> str:
+    if has_skimage():
+        return "scikit-image photos"
+    if all(p.is_file() for p in SHARED_PHOTOS):
+        return "photos of ../shared/data (no scikit-image here)"
+    return "images of random shapes (no scikit-image, no ../shared/data here)"
+
+
+def source_photo(k: int):
+    """Source k's photo (RGB uint8): scikit-image's, else one of SHARED_PHOTOS, else random
+    shapes."""
+    import cv2
+    import numpy as np
+
+    from mimic_fast.mining import synthetic
+
+    if has_skimage():
+        return synthetic.photo(PHOTOS[k % len(PHOTOS)])
+    path = SHARED_PHOTOS[k % len(SHARED_PHOTOS)]
+    if path.is_file():
+        return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    rng = np.random.default_rng(k)
+    img = np.full((800, 1000, 3), 128, np.uint8)
+    for _ in range(600):  # random shapes: corners and blobs SIFT can match
+        colour = [int(c) for c in rng.integers(0, 256, 3)]
+        x, y = (int(v) for v in rng.integers(0, (1000, 800)))
+        r = int(rng.integers(4, 60))
+        if rng.random() < 0.5:
+            cv2.circle(img, (x, y), r, colour, -1)
+        else:
+            cv2.rectangle(img, (x, y), (x + r, y + int(rng.integers(4, 60))), colour, -1)
+    return img
+
+
 def generate(root: Path, n_sources: int, n_frames: int, first: int = 0) -> list[Path]:
     from mimic_fast.mining import synthetic
 
     folders = []
     for k in range(first, first + n_sources):
-        frames, _ = synthetic.camera_path(synthetic.photo(PHOTOS[k % len(PHOTOS)]), n_frames,
-                                          (480, 640), seed=100 + k)
+        frames, _ = synthetic.camera_path(source_photo(k), n_frames, (480, 640), seed=100 + k)
         folders.append(root / f"path{k:02d}")
         synthetic.write_frames(frames, folders[-1])
     return folders
@@ -441,9 +486,10 @@ def device_rows(args) -> int:
         else:
             sources = generate_linked(tmp / "input", size["max_sources"], size["frames"],
                                       DISTINCT_SOURCES, workers)
+            photos = photo_kind()
             what = (f"GENERATED: up to {size['max_sources']} frame folders of {size['frames']} "
                     f"640x480 JPEG frames ({min(DISTINCT_SOURCES, size['max_sources'])} camera "
-                    "paths over scikit-image photos, the others hard links to them)")
+                    f"paths over {photos}, the others hard links to them)")
             sizing = True
         # after the generator's fork pool, before anything touches CUDA or starts the pool
         mining_profile.start_profiled_forkserver(stages_dir)
@@ -560,16 +606,16 @@ def device_report(rows: dict, device: str, workers: int) -> dict:
     for key, want, where in DEVICE_GOALS:
         m = rows[f"{device}, {key}"].get("median")
         if m is None:
-            goals[f"{key}>={want}"] = False
+            goals[f"{key}>={want}"] = {"end_to_end": False, "full_occupancy": False}
             print(f"goal >= {want:,} cand/s ({where}){note}: FAILED: "
                   f"{rows[f'{device}, {key}']['error']}: NOT met")
             continue
         got = m["candidates_per_s"]
         full = m["profile"]["full_occupancy_candidates_per_s"] or 0
-        goals[f"{key}>={want}"] = got >= want
-        print(f"goal >= {want:,} cand/s ({where}){note}: {got:,.0f} cand/s end to end "
-              f"({full:,.0f} at full occupancy), bound by {m['profile']['bound']}: "
-              f"{'met' if got >= want else 'NOT met'}")
+        goals[f"{key}>={want}"] = {"end_to_end": got >= want, "full_occupancy": full >= want}
+        print(f"goal >= {want:,} cand/s ({where}){note}: {got:,.0f} cand/s end to end: "
+              f"{'met' if got >= want else 'NOT met'}; {full:,.0f} at full occupancy (a long "
+              f"run): {'met' if full >= want else 'NOT met'}; bound by {m['profile']['bound']}")
     return {"goals": goals, "baseline_candidates_per_s": base}
 
 

@@ -5,7 +5,7 @@ The timers wrap the stage functions where mining looks them up (a module's globa
 mimic_fast's public attribute), by names that stay put while the stages are refactored
 (:data:`STAGE_HOOKS`; tests/test_bench_mining.py checks that they all exist). Only the
 outermost timed call counts, so a stage calling another is not counted twice. When the stage
-device is CUDA, a GPU stage's timer ends with ``torch.cuda.synchronize()``: mining copies every
+device is CUDA, a torch stage's timer ends with ``torch.cuda.synchronize()``: mining copies every
 GPU result to the host on its next line anyway, so this moves waiting into the stage it
 belongs to without adding any. ``init_worker`` is timed too (start-up), and with a stage
 device it also imports torch and makes the CUDA context, which the first unit would do.
@@ -30,23 +30,23 @@ from pathlib import Path
 ENV = "BENCH_MINING_STAGES"  # folder for the workers' records
 _INSTALL_ENV = "BENCH_MINING_STAGES_INSTALL"  # set only while the forkserver starts
 STAGES = ("decode", "sift", "match", "ransac", "overlap", "encode")
-DEVICE_STAGES = ("sift", "match", "ransac", "overlap")  # may run on the stage device
 
-# (module, attribute, stage). Generators (video decoding) are timed frame by frame.
+# (module, attribute, stage, torch entry: runs on the stage device when one is set).
+# Generators (video decoding) are timed frame by frame.
 STAGE_HOOKS = (
-    ("mimic_fast.mining.views", "read_image", "decode"),
-    ("mimic_fast.mining.views", "sample_video", "decode"),
-    ("mimic_fast.mining.views", "decode_span", "decode"),
-    ("mimic_fast.mining.views", "sift_rgb", "sift"),  # OpenCV's, per view
-    ("mimic_fast", "sift", "sift"),  # native, batched
-    ("mimic_fast.mining.evaluate", "ratio_match", "match"),  # OpenCV's, per pair
-    ("mimic_fast.features.batched_matching", "pad_descriptors", "match"),
-    ("mimic_fast.features.batched_matching", "match_descriptors", "match"),
-    ("mimic_fast.mining.evaluate", "ransac_homography", "ransac"),  # OpenCV's, per pair
-    ("mimic_fast.geometry.ransac", "pad_matches", "ransac"),
-    ("mimic_fast", "find_homographies", "ransac"),  # native, batched
-    ("mimic_fast", "patch_overlap", "overlap"),
-    ("mimic_fast.mining.sample", "encode_jpeg", "encode"),  # accepted pairs' JPEGs
+    ("mimic_fast.mining.views", "read_image", "decode", False),
+    ("mimic_fast.mining.views", "sample_video", "decode", False),
+    ("mimic_fast.mining.views", "decode_span", "decode", False),
+    ("mimic_fast.mining.views", "sift_rgb", "sift", False),  # OpenCV's, per view
+    ("mimic_fast", "sift", "sift", True),  # native, batched
+    ("mimic_fast.mining.evaluate", "ratio_match", "match", False),  # OpenCV's, per pair
+    ("mimic_fast.features.batched_matching", "pad_descriptors", "match", False),
+    ("mimic_fast.features.batched_matching", "match_descriptors", "match", True),
+    ("mimic_fast.mining.evaluate", "ransac_homography", "ransac", False),  # OpenCV's, per pair
+    ("mimic_fast.geometry.ransac", "pad_matches", "ransac", False),
+    ("mimic_fast", "find_homographies", "ransac", True),  # native, batched
+    ("mimic_fast", "patch_overlap", "overlap", True),
+    ("mimic_fast.mining.sample", "encode_jpeg", "encode", False),  # accepted pairs' JPEGs
 )
 GENERATORS = {"sample_video", "decode_span"}
 # a unit of work (a whole source, a chunk): the worker's busy time
@@ -97,9 +97,9 @@ def install() -> None:
     for module in ("mimic_fast.mining.worker", "mimic_fast.mining.chunks",
                    "mimic_fast.mining.engines"):  # and with them the stages' modules
         importlib.import_module(module)
-    for module, name, stage in STAGE_HOOKS:
+    for module, name, stage, torch_entry in STAGE_HOOKS:
         if _target(module, name) in sys.modules:
-            _wrap(module, name, _stage_timer(stage, name in GENERATORS))
+            _wrap(module, name, _stage_timer(stage, torch_entry, name in GENERATORS))
     for module, name in UNIT_HOOKS:
         _wrap(module, name, _unit_timer)
     _wrap(*COUNT_HOOK, _counter)
@@ -201,9 +201,7 @@ def _stage_device():
     return stage_device()
 
 
-def _stage_timer(stage: str, generator: bool):
-    on_device = stage in DEVICE_STAGES
-
+def _stage_timer(stage: str, on_device: bool, generator: bool):
     def make(fn):
         key = (fn.__module__, fn.__qualname__)
 
