@@ -254,3 +254,26 @@ def test_ray_disk_full_stops_the_run_instead_of_failing_the_source(tmp_path, mon
         run_ray(tasks, None, landed.append)
     assert info.value.errno == errno.ENOSPC
     assert all(m["status"] == "done" for m in landed)  # no source recorded as failed
+
+
+def test_the_pool_forkserver_boots_before_the_run_is_planned(inputs, serial, tmp_path,
+                                                             monkeypatch):
+    """mine() starts the local pool's forkserver first, so that it imports the mining modules
+    while the driver plans; with a stage device it imports torch once for all workers."""
+    from multiprocessing import forkserver
+
+    from mimic_fast.mining import chunks, engines
+
+    events = []
+    real_start, real_plan = forkserver.ensure_running, chunks.plan_source
+    monkeypatch.setattr(forkserver, "ensure_running",
+                        lambda: events.append("forkserver") or real_start())
+    monkeypatch.setattr(chunks, "plan_source", lambda *a: events.append("plan") or real_plan(*a))
+    mine(inputs, tmp_path / "pool", MineConfig(), RunOptions(progress=False, workers=2))
+    assert events[0] == "forkserver" and "plan" in events
+    assert dataset_files(tmp_path / "pool") == dataset_files(serial)
+    events.clear()
+    engines.start_pool_early(1)
+    assert events == []  # one worker: no pool
+    assert "torch" not in engines._worker_modules(None)
+    assert "torch" in engines._worker_modules("cuda")

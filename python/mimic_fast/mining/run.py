@@ -53,6 +53,10 @@ def mine(
     it to simulate a crash).
     """
     device = resolve_device(options.device)  # one that cannot run here: refused before anything
+    if options.engine == "local":
+        from mimic_fast.mining.engines import start_pool_early
+
+        start_pool_early(options.workers, device)  # boots while the run is planned
     config = for_device(config, device)  # config.json records what ran
     if config.decoder == "dali":
         from mimic_fast.io.dali_decode import dali_missing
