@@ -317,8 +317,12 @@ def parallel_ceiling() -> float:
 # `max_sources`; a run still going after `deadline` seconds is stopped when its next source
 # lands and its rate taken over what landed.
 DEVICE_SIZES = {
-    # about 1 minute on one H200 machine with 16 cores (gpu_check.sh's bench_mining step)
-    "quick": {"max_sources": 384, "frames": 40, "repeats": 1, "target": 6.0, "deadline": 15.0},
+    # gpu_check.sh's bench_mining step, estimated (never run there) for one H200 machine with
+    # 16 cores: ~10 s of imports and generation, then per row a probe and a run, each paying
+    # the workers' start-up (~1 s on the CPU rows; ~5 s with torch: import, CUDA context,
+    # the custom ops' first call) plus ~1 s and ~4 s of work: about 50 s; 75 s at most
+    # when the deadlines stop a slow row
+    "quick": {"max_sources": 384, "frames": 40, "repeats": 1, "target": 4.0, "deadline": 10.0},
     "full": {"max_sources": 1024, "frames": 40, "repeats": 3, "target": 20.0, "deadline": 60.0},
 }
 DISTINCT_SOURCES = 16  # generated camera paths; the other sources are hard links to them
@@ -672,10 +676,10 @@ def main() -> int:
                     help="device rows: the size gpu_check.sh runs (about a minute on one H200 "
                     "machine with 16 cores)")
     ap.add_argument("--target-seconds", type=float, default=None,
-                    help="device rows: how long a run should last (default 20, --quick 6)")
+                    help="device rows: how long a run should last (default 20, --quick 4)")
     ap.add_argument("--deadline", type=float, default=None,
                     help="device rows: a run still going after this many seconds is stopped "
-                    "(default 60, --quick 15)")
+                    "(default 60, --quick 10)")
     args = ap.parse_args()
     if args.device is not None:
         return device_rows(args)

@@ -62,7 +62,7 @@ _record: dict = {}
 _installed: dict = {}  # (module, name) -> original (or _ABSENT)
 _ABSENT = object()
 _inside = [False]
-_called: set = set()  # device stages this process has called with a stage device set
+_called: set = set()  # torch entry points this process has called with a stage device set
 
 
 def reset() -> None:
