@@ -575,7 +575,7 @@ def device_rows(args) -> int:
     finally:
         mining_profile.uninstall()
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return 1 if any("error" in row for row in rows.values()) else 0  # gpu_check's rc
 
 
 def _failures(run: dict) -> str:

@@ -73,3 +73,19 @@ def test_device_rows_on_cpu_profile_the_pool_workers(tmp_path):
         "sift", "match", "ransac", "overlap"]
     assert set(result["goals"]) == {"sift opencv>=1000", "sift native>=5000"}
     assert "goal >= 5,000 cand/s" in r.stdout
+
+
+@pytest.mark.skipif(__import__("mimic_fast").build_config()["cuda_devices"] > 0,
+                    reason="needs a machine without a CUDA GPU")
+def test_device_rows_that_cannot_run_are_reported_and_the_rest_written(tmp_path):
+    out = tmp_path / "rows.json"
+    r = subprocess.run(
+        [sys.executable, "benchmarks/bench_mining.py", "--device", "cuda", "--sources", "2",
+         "--frames", "4", "--workers", "2", "--repeats", "1", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout + r.stderr  # gpu_check's summary shows the failure
+    rows = json.loads(out.read_text())["rows"]
+    assert rows["cpu default (baseline)"]["median"]["candidates"] > 0
+    for name in ("cuda, sift opencv", "cuda, sift native"):
+        assert "no CUDA GPU" in rows[name]["error"]
+    assert "FAILED: ValueError: --device cuda: no CUDA GPU is visible" in r.stdout
