@@ -25,7 +25,7 @@ STEPS=(
   "bench_matching|60|benchmarks/bench_matching.py|$PY benchmarks/bench_matching.py --quick --device cuda"
   "bench_sift|90|benchmarks/bench_sift.py|$PY benchmarks/bench_sift.py --quick --device cuda"
   "mine_cuda|150|../shared/data/video|set -o pipefail; M=\"$PY -m mimic_fast.cli mine ../shared/data/video --ransac native --workers 8 --no-progress\"; S='^(candidates|accepted|seconds)'; \$M --out $W/mine_cpu --device cpu | grep -E \$S && \$M --out $W/mine_cuda --device cuda | grep -E \$S && cmp $W/mine_cpu/index.jsonl $W/mine_cuda/index.jsonl && echo 'mine --device cuda: the CPU dataset, byte for byte' && \$M --out $W/mine_sift --device cuda --sift native | grep -E \$S"
-  "bench_mining|90|benchmarks/bench_mining.py benchmarks/mining_profile.py|$PY benchmarks/bench_mining.py --device cuda --quick"
+  "bench_mining|90|benchmarks/bench_mining.py benchmarks/bench_mining_device.py benchmarks/mining_profile.py|$PY benchmarks/bench_mining.py --device cuda --quick"
   "bench_attention|120|benchmarks/bench_attention.py|$PY benchmarks/bench_attention.py --warmup 3 --trials 10 --iters 5"
   "train_data|60|../shared/data/video/tum_freiburg_frames|$PY benchmarks/gpu_check_data.py $W/data"
   "train_smoke|150|python/mimic_fast/train/__main__.py|$PY -m mimic_fast.train --data $W/data --model croco_base --pos-embed rope100 --batch-size 64 --device cuda --num-workers 8 --no-progress --log-every 2 --ckpt-every 3 --out $W/run --max-steps 6 && $PY -m mimic_fast.cli eval $W/run --device cuda --max-pairs 32 --out $W/eval"

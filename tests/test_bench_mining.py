@@ -1,6 +1,7 @@
-"""benchmarks/bench_mining.py's device rows and their stage timers (benchmarks/mining_profile.py):
-the timers still find the stage functions they wrap, time every stage of a run, and reach the
-local engine's worker processes. Timings themselves are never asserted."""
+"""benchmarks/bench_mining.py's device rows (bench_mining_device.py) and their stage timers
+(mining_profile.py): the timers still find the stage functions they wrap, time every stage of
+a run and reach the local engine's worker processes; a row that cannot run is reported.
+Timings themselves are never asserted."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_mining  # noqa: E402
+import bench_mining_device  # noqa: E402
 import mining_profile  # noqa: E402
 
 
@@ -31,7 +33,7 @@ def test_serial_run_with_torch_stages_times_every_stage(tmp_path, one_torch_thre
 
     inputs = bench_mining.generate(tmp_path / "in", 2, 6)
     cfg = MineConfig(sift="native", ransac="native")
-    with mining_profile.installed_here(), bench_mining.torch_stages("cpu"):
+    with mining_profile.installed_here(), bench_mining_device.torch_stages("cpu"):
         summary = mine(inputs, tmp_path / "out", cfg, RunOptions(workers=1, progress=False))
         rec = mining_profile.record()
     assert summary["candidates"] > 0 and summary["accepted"] > 0
