@@ -217,7 +217,7 @@ def device_rows(args) -> int:
                     f"paths over {photos}, the others hard links to them)")
             sizing = True
         # after the generator's fork pool, before anything touches CUDA or starts the pool
-        mining_profile.start_profiled_forkserver(stages_dir)
+        mining_profile.start_profiled_forkserver(stages_dir, args.device)
         mining_profile.install()  # in this process too: a run of one unit is serial
         print(f"input: {what}\n{workers} workers; device rows on {args.device} "
               f"({'quick' if args.quick else 'full'}: {size})")

@@ -11,9 +11,12 @@ belongs to without adding any. ``init_worker`` is timed too (start-up), and with
 device it also imports torch and makes the CUDA context, which the first unit would do.
 
 Workers: :func:`start_profiled_forkserver` starts the local engine's forkserver (before
-anything else does) with this module preloaded and the timers installed, so every pool worker
-forked from it has them, whatever the engine's own initializer does; each worker leaves its
-record in ``$BENCH_MINING_STAGES/<pid>.json`` when it exits (:func:`collect`).
+anything else does, `mine` included: it only boots one that is not running) with this module
+and the engine's own preload (torch for a stage device) imported and the timers installed, so
+every pool worker forked from it has them, whatever the engine's own initializer does; each
+worker leaves its record in ``$BENCH_MINING_STAGES/<pid>.json`` when it exits
+(:func:`collect`). One forkserver serves every run of the process, so it preloads for the
+stage device (torch in a CPU-default run's workers costs nothing: they never touch it).
 """
 
 from __future__ import annotations
@@ -128,10 +131,11 @@ def installed_here():
         uninstall()
 
 
-def start_profiled_forkserver(folder: Path) -> None:
-    """Start the local engine's forkserver with the timers installed; its pool workers
-    write their records into ``folder``. RuntimeError if it is already running (the
-    workers would have no timers)."""
+def start_profiled_forkserver(folder: Path, device: str | None) -> None:
+    """Start the local engine's forkserver with the timers installed and what the engine
+    itself preloads for a run on ``device`` (torch for a stage device); its pool workers
+    write their records into ``folder``. RuntimeError if it is already running (the workers
+    would have no timers)."""
     from multiprocessing import forkserver
 
     if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
@@ -143,7 +147,7 @@ def start_profiled_forkserver(folder: Path) -> None:
         [str(Path(__file__).resolve().parent)] + ([saved] if saved else []))
     os.environ[_INSTALL_ENV] = "1"
     try:
-        forkserver.set_forkserver_preload([__name__])
+        forkserver.set_forkserver_preload([__name__] + _engine_preload(device))
         forkserver.ensure_running()
     finally:
         del os.environ[_INSTALL_ENV]
@@ -151,6 +155,19 @@ def start_profiled_forkserver(folder: Path) -> None:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = saved
+
+
+def _engine_preload(device: str | None) -> list[str]:
+    """The modules the local engine has its forkserver import for a run on ``device``."""
+    from mimic_fast.mining import engines
+
+    modules = getattr(engines, "_worker_modules", None)
+    if modules is None:  # the engine's way changed: at least what it did when written
+        return ["torch"] if device is not None else []
+    try:
+        return list(modules(device))
+    except TypeError:  # no device argument
+        return list(modules())
 
 
 def collect(folder: Path) -> list[dict]:
