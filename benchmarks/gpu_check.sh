@@ -10,8 +10,11 @@
 # Output in $OUT (default /tmp/gpu-check): log.txt, summary.json (step -> rc, seconds), each
 # benchmark's JSON renamed <bench>-h200.json (commit them to benchmarks/results/), and the
 # goals each benchmark printed. A step past the time budget ($BUDGET s, default 460) is skipped.
+#   ONLY="mine_cuda bench_mining" bash benchmarks/gpu_check.sh   # a rerun of some steps (env and
+#                                           # build always run first)
 set -u
 DRY=0; [[ "${1:-}" == "--dry-run" ]] && DRY=1
+ONLY=${ONLY:-}
 OUT=${OUT:-/tmp/gpu-check}; W=/tmp/gpu-check-work; BUDGET=${BUDGET:-460}; PY=${PY:-python3}
 T0=$(date +%s)
 
@@ -24,13 +27,22 @@ STEPS=(
   "bench_ransac|90|benchmarks/bench_ransac.py|$PY benchmarks/bench_ransac.py --quick"
   "bench_matching|60|benchmarks/bench_matching.py|$PY benchmarks/bench_matching.py --quick --device cuda"
   "bench_sift|90|benchmarks/bench_sift.py|$PY benchmarks/bench_sift.py --quick --device cuda"
-  "mine_cuda|150|../shared/data/video|set -o pipefail; M=\"$PY -m mimic_fast.cli mine ../shared/data/video --ransac native --workers 8 --no-progress\"; S='^(candidates|accepted|seconds)'; \$M --out $W/mine_cpu --device cpu | grep -E \$S && \$M --out $W/mine_cuda --device cuda | grep -E \$S && cmp $W/mine_cpu/index.jsonl $W/mine_cuda/index.jsonl && echo 'mine --device cuda: the CPU dataset, byte for byte' && \$M --out $W/mine_sift --device cuda --sift native | grep -E \$S"
+  "mine_cuda|120|../shared/data/video|set -o pipefail; M=\"$PY -m mimic_fast.cli mine ../shared/data/video --sift opencv --ransac native --workers 8 --no-progress\"; S='^(candidates|accepted|seconds)'; \$M --out $W/mine_cpu --device cpu | grep -E \$S && \$M --out $W/mine_cuda --device cuda | grep -E \$S && cmp $W/mine_cpu/index.jsonl $W/mine_cuda/index.jsonl && echo 'mine --device cuda: the CPU dataset, byte for byte'"
   "bench_mining|90|benchmarks/bench_mining.py benchmarks/bench_mining_device.py benchmarks/mining_profile.py|$PY benchmarks/bench_mining.py --device cuda --quick"
   "bench_attention|120|benchmarks/bench_attention.py|$PY benchmarks/bench_attention.py --warmup 3 --trials 10 --iters 5"
   "train_data|60|../shared/data/video/tum_freiburg_frames|$PY benchmarks/gpu_check_data.py $W/data"
   "train_smoke|150|python/mimic_fast/train/__main__.py|$PY -m mimic_fast.train --data $W/data --model croco_base --pos-embed rope100 --batch-size 64 --device cuda --num-workers 8 --no-progress --log-every 2 --ckpt-every 3 --out $W/run --max-steps 6 && $PY -m mimic_fast.cli eval $W/run --device cuda --max-pairs 32 --out $W/eval"
   "bench_train|150|benchmarks/bench_train.py|$PY benchmarks/bench_train.py --data $W/data --models croco_base mae_base --batch-size 128 --steps 6 --repeats 3 --num-workers 12"
 )
+
+if [[ -n "$ONLY" ]]; then  # env, build, then the steps named, in the listed order
+  picked=(); names=" env build $ONLY "
+  for s in "${STEPS[@]}"; do [[ "$names" == *" ${s%%|*} "* ]] && picked+=("$s"); done
+  for n in $ONLY; do
+    printf '%s\n' "${STEPS[@]}" | grep -q "^$n|" || { echo "ONLY: no step named $n"; exit 2; }
+  done
+  STEPS=("${picked[@]}")
+fi
 
 if (( DRY )); then
   missing=0

@@ -25,3 +25,19 @@ def test_gpu_check_dry_run_lists_existing_steps_and_cuda_tests():
     assert re.search(r"^== bench_mining .*bench_mining\.py --device cuda --quick$", r.stdout, re.M)
     n = int(re.search(r"pytest -m cuda collects (\d+) tests", r.stdout).group(1))
     assert n >= 10
+    # the CPU-vs-CUDA dataset comparison pins the two "auto" stages, which differ by device
+    assert re.search(r"^== mine_cuda .*--sift opencv --ransac native", r.stdout, re.M)
+
+
+def test_gpu_check_only_reruns_the_steps_named_after_env_and_build():
+    def dry(only):
+        return subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, PY=sys.executable, ONLY=only))
+
+    r = dry("bench_mining mine_cuda")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.findall(r"^== (\w+) \(timeout", r.stdout, re.M) == [
+        "env", "build", "mine_cuda", "bench_mining"]
+    r = dry("mine_gpu")
+    assert r.returncode == 2 and "no step named mine_gpu" in r.stdout
