@@ -8,7 +8,9 @@ or a chunk of one) and report each result as it lands.
   worker that dies (e.g. a decoder segfault) breaks the pool; its in-flight units are
   retried one by one in fresh single-process pools so the culprit is found: a source is
   recorded as failed, a chunk asks for its source whole (where a second crash names it);
-  the others finish normally.
+  the others finish normally. With a CUDA stage device the workers' batched stages run in
+  stage server processes, one per GPU (:mod:`mimic_fast.mining.stage_service`), the only
+  processes that hold the GPU: the workers decode and run OpenCV's SIFT on their cores.
 - ``run_ray``: one Ray task per unit (num_cpus=1, no GPU), submitted largest first; with a
   torch stage device, the batched stages run in stage servers
   (:mod:`mimic_fast.mining.stage_server`): one Ray actor per GPU (num_gpus=1, holding its
@@ -45,6 +47,7 @@ from typing import Callable
 
 from mimic_fast._lifeline import process_identity
 from mimic_fast._output_folder import is_out_of_space
+from mimic_fast.mining import stage_service
 from mimic_fast.mining.device import set_stage_device
 from mimic_fast.mining.schedule import largest_first
 from mimic_fast.mining.stage_server import StageClient
@@ -84,13 +87,31 @@ def run_local(tasks: list, workers: int, on_done: OnDone,
     if workers <= 1 or len(tasks) <= 1:
         run_serial(tasks, on_done, on_progress, device)
         return
+    if not stage_service.served(device):
+        _run_local(tasks, workers, on_done, on_progress, device)
+        return
+    # the workers' stages go to server processes (one per GPU), which alone hold the device
+    with stage_service.StageServers(_pool_context(device), device, min(workers, len(tasks)),
+                                    process_identity()) as servers:
+        log.info("stage servers: %s, for %d workers",
+                 ", ".join(e.label for e in servers.endpoints), workers)
+        _run_local(tasks, workers, on_done, on_progress, device, servers.endpoints)
+        _log_server_stats(servers.stats(), servers.exit_codes())
+
+
+def _run_local(tasks: list, workers: int, on_done: OnDone, on_progress: OnProgress | None,
+               device: str | None, endpoints: list | None = None) -> None:
+    """run_local's pools; ``endpoints``: the stage servers the workers send their stages to
+    (then every unit runs in a pool process, never in the driver)."""
     suspects = _run_pool(largest_first(tasks), min(workers, len(tasks)), on_done, device,
-                         on_progress)
+                         on_progress, endpoints)
     for task in suspects:  # each alone, so a crash names its source
-        if _run_pool([task], 1, on_done, device, on_progress):
+        if _run_pool([task], 1, on_done, device, on_progress, endpoints):
             more = on_done(unit_died(task, "worker process died while mining this source"))
-            if more:
+            if more and endpoints is None:
                 run_local(more, workers, on_done, on_progress, device)
+            elif more:
+                _run_local(more, workers, on_done, on_progress, device, endpoints)
 
 
 class _Reports:
@@ -154,8 +175,18 @@ class _Reporter:
 _progress_queue = None  # a pool worker's channel to the driver (None: no progress wanted)
 
 
-def _init_pool_worker(driver: tuple, device: str | None, progress_queue) -> None:
+def _init_pool_worker(driver: tuple, device: str | None, progress_queue,
+                      stages: tuple | None = None) -> None:
+    """``stages``: (the stage servers' endpoints, a counter shared by the pool's workers) when
+    the stages run in servers: each worker takes the next server in turn."""
     global _progress_queue
+    if stages is not None:
+        endpoints, counter = stages
+        with counter.get_lock():
+            k = counter.value
+            counter.value += 1
+        endpoint = endpoints[k % len(endpoints)]
+        device = StageClient(stage_service.ServerConnection(endpoint), endpoint.device)
     init_worker(driver, device)
     _progress_queue = progress_queue
 
@@ -169,10 +200,11 @@ def _pool_run_unit(task, sid: int, every: float) -> dict:
 
 
 def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = None,
-              on_progress: OnProgress | None = None) -> list:
+              on_progress: OnProgress | None = None, endpoints: list | None = None) -> list:
     """Run tasks (and the units their results ask for) in a pool; returns the tasks in flight
-    when the pool broke (if it did)."""
+    when the pool broke (if it did). ``endpoints``: stage servers for the workers."""
     ctx = _pool_context(device)
+    stages = None if endpoints is None else (endpoints, ctx.Value("i", 0))
     # a SimpleQueue writes in the worker's own thread (a report is in the pipe before the
     # unit's result), one small atomic write per report; one queue per pool, as a worker that
     # died writing could leave it unusable
@@ -188,7 +220,7 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = N
     ids: dict = {}  # future -> its submission's id (progress reports)
     completed = 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker,
-                             initargs=(process_identity(), device, queue)) as pool:
+                             initargs=(process_identity(), device, queue, stages)) as pool:
         try:
             while todo or running:
                 while todo and len(running) < 2 * workers:
@@ -227,8 +259,8 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = N
             log.warning("a worker process died; retrying its %d sources one by one",
                         len(suspects))
             remaining = list(reversed(todo))
-            return suspects + (_run_pool(remaining, workers, on_done, device, on_progress)
-                               if remaining else [])
+            return suspects + (_run_pool(remaining, workers, on_done, device, on_progress,
+                                         endpoints) if remaining else [])
         except BaseException:
             for fut in running:
                 fut.cancel()
@@ -365,7 +397,17 @@ def _log_stage_stats(ray, servers: list) -> None:
     except ray.exceptions.RayError as exc:  # the run is done; only the statistics are lost
         log.warning("stage server statistics unavailable: %s", type(exc).__name__)
         return
+    _log_server_stats(all_stats)
+
+
+def _log_server_stats(all_stats: list, exit_codes: list | None = None) -> None:
+    """Each stage server's statistics (None: a local server that died during the run)."""
     for k, stats in enumerate(all_stats):
+        if stats is None:
+            code = None if exit_codes is None else exit_codes[k]
+            log.error("stage server %d died during the run (exit code %s): the units that "
+                      "needed it after that failed (mine again with --retry-failed)", k, code)
+            continue
         log.info("stage server %d on %s: %s requests in %d batches (largest %d requests)",
                  k, stats["device"], stats["requests"], stats["batches"],
                  stats["largest_batch"])

@@ -1,0 +1,233 @@
+"""The local engine's stage servers (one process per GPU serving every pool worker), run on
+the CPU: the same code path as with "cuda" (``SERVED_DEVICES`` patched to include "cpu").
+The dataset is the serial CPU run's byte for byte; the server really serves; a server that
+dies makes units fail the normal way, never a hang; it ends with its driver."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from mimic_fast._lifeline import process_identity
+from mimic_fast.features.sift import Features
+from mimic_fast.io.sources import Source
+from mimic_fast.mining import engines, stage_service
+from mimic_fast.mining.config import MineConfig, RunOptions
+from mimic_fast.mining.run import mine
+from mimic_fast.mining.stage_server import pack
+from mimic_fast.mining.stage_service import (
+    ServerConnection, StageServerGone, StageServers, StageServerUnavailable,
+)
+from mimic_fast.mining.worker import SourceTask
+
+from process_tools import (
+    kill_leader_and_wait, kill_session, session_members, start_session, wait_until,
+)
+from test_mining_resume import dataset_files  # noqa: E402  (tests/mining is on sys.path)
+
+
+@pytest.fixture
+def cpu_servers(monkeypatch):
+    """The local engine starts stage servers for the stage device "cpu" too; mine()'s
+    ``--device cuda`` resolves to "cpu"."""
+    from mimic_fast.mining import run
+
+    monkeypatch.setattr(stage_service, "SERVED_DEVICES", ("cuda", "cpu"))
+    monkeypatch.setattr(run, "resolve_device", lambda d: None if d == "cpu" else "cpu")
+
+
+def _served_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("stage server")]
+
+
+def test_local_stage_server_path_matches_serial(scenes_and_tum, mined_scenes_and_tum, tmp_path,
+                                                cpu_servers, caplog):
+    caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
+    out = tmp_path / "served"
+    s = mine(scenes_and_tum, out, MineConfig(),
+             RunOptions(progress=False, workers=2, device="cuda"))
+    assert s["workers"] == 2
+    assert dataset_files(out) == dataset_files(mined_scenes_and_tum)
+    served = _served_lines(caplog)  # "stage servers: cpu, ..." then the statistics
+    assert len(served) == 2 and re.search(r"^stage server 0 on cpu: \{'evaluate': [1-9]",
+                                          served[1]), served
+
+
+@pytest.fixture(scope="module")
+def long_folder(tmp_path_factory):
+    """140 frames: a unit evaluated in 3 rounds, chunked (4 chunks) by mine()."""
+    from mimic_fast.mining import synthetic
+
+    frames, _ = synthetic.camera_path(synthetic.photo("coffee"), 140, (120, 160), seed=3)
+    return synthetic.write_frames(frames, tmp_path_factory.mktemp("long") / "f")[0].parent
+
+
+def test_workers_take_the_servers_in_turn(long_folder, tmp_path, cpu_servers, monkeypatch,
+                                          caplog):
+    """Two servers (as on a machine with 2 GPUs), two workers: each server serves one."""
+    monkeypatch.setattr(stage_service, "_server_plan",
+                        lambda device, limit: [("cpu 0", None), ("cpu 1", None)])
+    caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
+    (tmp_path / "ds").mkdir()
+    tasks = [SourceTask(str(tmp_path / "ds"), i, Source(str(long_folder), "frames"),
+                        MineConfig()) for i in range(2)]
+    landed = []
+    engines.run_local(tasks, 2, landed.append, device="cpu")
+    assert [m["status"] for m in landed] == ["done", "done"]
+    served = _served_lines(caplog)
+    assert served[0] == "stage servers: cpu 0, cpu 1, for 2 workers", served
+    for k in (0, 1):
+        assert any(re.search(rf"^stage server {k} on cpu: \{{'evaluate': [1-9]", line)
+                   for line in served), served
+
+
+def test_a_killed_server_fails_its_units_instead_of_hanging(long_folder, tmp_path, cpu_servers,
+                                                            monkeypatch, caplog):
+    """The server is killed while the workers use it (after its first request): the chunks
+    that still need it ask for their source whole, which fails and is recorded; the run
+    ends (a hang fails the test at the join)."""
+    started: list[StageServers] = []
+
+    class KilledAfterFirstRequest(StageServers):
+        def __init__(self, *args):
+            super().__init__(*args)
+            started.append(self)
+            threading.Thread(target=self._kill_when_used, daemon=True).start()
+
+        def _kill_when_used(self):
+            probe = ServerConnection(self.endpoints[0])
+            wait_until(lambda: probe.stats()["requests"].get("evaluate", 0) > 0, 120, 0.02)
+            os.kill(self.pids()[0], signal.SIGKILL)
+
+    monkeypatch.setattr(stage_service, "StageServers", KilledAfterFirstRequest)
+    caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
+    summary = {}
+    run = threading.Thread(target=lambda: summary.update(mine(
+        [long_folder], tmp_path / "ds", MineConfig(),
+        RunOptions(progress=False, workers=2, device="cuda"))), daemon=True)
+    run.start()
+    run.join(240)
+    assert not run.is_alive(), "the run hung after its stage server died"
+    assert len(started) == 1 and started[0].exit_codes() == [-signal.SIGKILL]
+    assert summary["sources_failed"] == 1 and summary["accepted"] == 0, summary
+    manifest = next((tmp_path / "ds" / "_done").glob("source-*.json")).read_text()
+    assert "StageServerGone: the stage server (cpu) is gone" in manifest
+    assert any(line.startswith("stage server 0 died during the run (exit code -9)")
+               for line in _served_lines(caplog)), _served_lines(caplog)
+
+
+@pytest.fixture(scope="module")
+def cpu_server():
+    with StageServers(engines._pool_context("cpu"), "cpu", 1, process_identity()) as servers:
+        yield servers
+
+
+def test_exceptions_in_the_server_are_raised_in_the_caller(cpu_server):
+    connection = ServerConnection(cpu_server.endpoints[0])
+    with pytest.raises(ValueError, match=r"gray must be uint8 \[B, H, W\] frames, got float32"):
+        connection.sift(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="the stage server has no method 'close'"):
+        connection._call("close", ())
+    view = pack(Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)))
+    with pytest.raises(IndexError) as info:  # raised in the server's stages, in a batch
+        connection.evaluate([view], np.array([[0, 1]]), MineConfig())
+    assert "in the stage server:" in info.value.__notes__[0]
+    assert connection.stats()["requests"] == {"evaluate": 1}  # the connection still works
+    connection.close()
+
+
+def test_an_exception_that_does_not_pickle_travels_as_a_runtime_error():
+    class Unpicklable(Exception):
+        def __init__(self, a, b):  # pickling calls Unpicklable(*args) with one argument
+            super().__init__(f"{a}/{b}")
+
+    try:
+        raise Unpicklable(1, 2)
+    except Unpicklable as exc:
+        portable = stage_service._portable(exc)
+    assert type(portable) is RuntimeError and str(portable) == "Unpicklable: 1/2"
+    assert "in the stage server:" in portable.__notes__[0]
+    ok = stage_service._portable(ValueError("x"))
+    assert type(ok) is ValueError and ok.__notes__[0].startswith("in the stage server:")
+
+
+def test_a_server_that_is_gone_raises_at_once():
+    with StageServers(engines._pool_context("cpu"), "cpu", 1, process_identity()) as servers:
+        connection = ServerConnection(servers.endpoints[0])
+        assert connection.stats()["batches"] == 0
+    with pytest.raises(StageServerGone, match=r"the stage server \(cpu\) is gone \("):
+        connection.stats()  # its connection was open: closed under it
+    with pytest.raises(StageServerGone, match=r"the stage server \(cpu\) is gone \(Connection"):
+        connection.stats()  # a new connection: refused
+    assert servers.stats() == [None]
+
+
+def test_a_server_that_cannot_start_is_one_line():
+    with pytest.raises(StageServerUnavailable) as info:
+        StageServers(engines._pool_context("cpu"), "bogus", 1, process_identity())
+    message = str(info.value)
+    assert message.startswith("--device bogus: the stage server for bogus could not start: "
+                              "RuntimeError: "), message
+    assert "\n" not in message and isinstance(info.value, ValueError)  # the CLI: one line
+
+
+def test_one_server_per_gpu_each_pinned_to_its_gpu(monkeypatch):
+    monkeypatch.setattr(stage_service, "_gpu_count", lambda: 4)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    plan = stage_service._server_plan
+    assert plan("cuda", 16) == [("GPU 0", "0"), ("GPU 1", "1"), ("GPU 2", "2"), ("GPU 3", "3")]
+    assert plan("cuda", 2) == [("GPU 0", "0"), ("GPU 1", "1")]  # never more than workers
+    assert plan("cuda:2", 16) == [("GPU 2", "2")]
+    assert plan("cpu", 16) == [("cpu", None)]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5, 7,GPU-0a1b")  # this process's own list
+    assert plan("cuda", 2) == [("GPU 0", "5"), ("GPU 1", "7")]
+    assert stage_service._visible_gpu(2) == "GPU-0a1b"
+    assert not stage_service.served(None) and stage_service.served("cuda:1")
+    assert not stage_service.served("cpu")  # the CPU runs its stages in the workers
+
+
+def test_the_cpu_default_starts_no_server(tmp_path, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("a stage server was started for the CPU default")
+
+    monkeypatch.setattr(stage_service, "StageServers", refuse)
+    (tmp_path / "ds").mkdir()
+    tasks = [SourceTask(str(tmp_path / "ds"), i, Source(str(tmp_path / "ds"), "frames"),
+                        MineConfig()) for i in range(2)]
+    landed = []
+    engines.run_local(tasks, 2, landed.append)
+    assert sorted(m["index"] for m in landed) == [0, 1]
+
+
+def test_a_server_ends_with_a_killed_driver(long_folder, tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(f"""
+        from mimic_fast.io.sources import Source
+        from mimic_fast.mining import engines, stage_service
+        from mimic_fast.mining.config import MineConfig
+        from mimic_fast.mining.worker import SourceTask
+        if __name__ == "__main__":
+            stage_service.SERVED_DEVICES = ("cpu",)
+            tasks = [SourceTask({str(tmp_path)!r}, i, Source({str(long_folder)!r}, "frames"),
+                                MineConfig()) for i in range(4)]
+            engines.run_local(tasks, 2, print, device="cpu")
+    """))
+    driver = start_session([sys.executable, str(script)], cwd=tmp_path)
+    try:
+        # the driver, the resource tracker, the forkserver, the server and 2 workers
+        assert wait_until(lambda: driver.poll() is not None
+                          or len(session_members(driver.pid)) >= 6, 120) \
+            and driver.poll() is None, \
+            driver.stderr.read() if driver.poll() is not None else session_members(driver.pid)
+        left = kill_leader_and_wait(driver, 10)
+        assert not left, f"left running: {left}"
+    finally:
+        kill_session(driver.pid)
