@@ -192,19 +192,25 @@ def test_one_server_per_gpu_each_pinned_to_its_gpu(monkeypatch):
     assert stage_service._visible_gpu(2) == "GPU-0a1b"
     assert not stage_service.served(None) and stage_service.served("cuda:1")
     assert not stage_service.served("cpu")  # the CPU runs its stages in the workers
+    assert not stage_service.served("cuda", decoder="dali")
 
 
-def test_the_cpu_default_starts_no_server(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device, decoder", [(None, "opencv"), ("cpu", "dali")])
+def test_no_server_for_the_cpu_default_nor_dali(tmp_path, cpu_servers, monkeypatch, device,
+                                                decoder):
+    """The CPU default runs as before; with --decoder dali the workers hold the GPU for
+    their decoder anyway (nvJPEG with --device cuda) and keep their stages."""
     def refuse(*args):
-        raise AssertionError("a stage server was started for the CPU default")
+        raise AssertionError("a stage server was started")
 
     monkeypatch.setattr(stage_service, "StageServers", refuse)
     (tmp_path / "ds").mkdir()
     tasks = [SourceTask(str(tmp_path / "ds"), i, Source(str(tmp_path / "ds"), "frames"),
-                        MineConfig()) for i in range(2)]
+                        MineConfig(decoder=decoder)) for i in range(2)]
     landed = []
-    engines.run_local(tasks, 2, landed.append)
+    engines.run_local(tasks, 2, landed.append, device=device)
     assert sorted(m["index"] for m in landed) == [0, 1]
+    assert stage_service.served("cpu")  # (the patched setting: "cpu" is served otherwise)
 
 
 def test_a_server_ends_with_a_killed_driver(long_folder, tmp_path):

@@ -6,8 +6,10 @@ None: the CPU default (OpenCV's matcher and SIFT on numpy, no torch). ``"cpu"``,
 the batched stages (:func:`mimic_fast.mining.evaluate.evaluate`: matching, RANSAC with
 ``--ransac native``, overlap) and the native SIFT (``--sift native``) on torch on that device.
 Or a stage server (:class:`mimic_fast.mining.stage_server.StageClient`): this process sends
-those stages to a server that holds the device for many processes (a Ray actor per GPU,
-``--engine ray``), and computes nothing on a device itself (:func:`stage_device` is None). The
+those stages to a server that holds the device for many processes (one per GPU: a Ray actor
+with ``--engine ray``, a process beside the pool with the local engine,
+:mod:`mimic_fast.mining.stage_service`), and computes nothing on a device itself
+(:func:`stage_device` is None). The
 dataset does not depend on the setting: every stage makes the same decisions everywhere.
 """
 

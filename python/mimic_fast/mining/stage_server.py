@@ -1,11 +1,13 @@
 """The batched stages served to many mining processes.
 
-Under ``--engine ray`` with a torch stage device, one :class:`StageServer` per GPU (a Ray
-actor with ``num_gpus=1``, :func:`mimic_fast.mining.engines.run_ray`) holds the device and its
-CUDA context and runs matching, RANSAC, overlap (:func:`mimic_fast.mining.evaluate.evaluate`)
-and the native SIFT for every unit task; the tasks (one core each, no GPU) decode frames and
-run OpenCV's SIFT themselves, and hold a :class:`StageClient` as their stage setting
-(:mod:`mimic_fast.mining.device`), through which ``evaluate`` reaches the server.
+With a torch stage device, one :class:`StageServer` per GPU holds the device and its CUDA
+context and runs matching, RANSAC, overlap (:func:`mimic_fast.mining.evaluate.evaluate`) and
+the native SIFT for every unit: a Ray actor with ``num_gpus=1`` under ``--engine ray``
+(:func:`mimic_fast.mining.engines.run_ray`), a process beside the pool under the local engine
+with ``--device cuda`` (:mod:`mimic_fast.mining.stage_service`). The units' processes (one
+core each, no GPU) decode frames and run OpenCV's SIFT themselves, and hold a
+:class:`StageClient` as their stage setting (:mod:`mimic_fast.mining.device`), through which
+``evaluate`` reaches the server.
 
 Coalescing: one thread runs the stages; each time it takes every waiting request of one kind
 (the same MineConfig, or SIFT frames of one size), up to :data:`MAX_PAIRS` candidate pairs or
@@ -152,8 +154,8 @@ class _FeatureView:
 
 class StageServer:
     """The batched stages on ``device`` for many callers (called concurrently: a Ray actor
-    with max_concurrency > 1, or threads). ``threads``: this process's CPU threads for them
-    (None: leave the process's settings)."""
+    with max_concurrency > 1, or a thread per connection of a local server process).
+    ``threads``: this process's CPU threads for them (None: leave the process's settings)."""
 
     def __init__(self, device: str = "cpu", threads: int | None = None):
         import torch
@@ -238,8 +240,10 @@ class StageServer:
 
 class StageClient:
     """A mining process's stage setting when a :class:`StageServer` runs its stages:
-    ``server`` is a Ray actor handle of one, or (tests) the server itself; ``device``: the
-    server's (what the process's SIFT batches and ``--sift auto`` are chosen for)."""
+    ``server`` is a Ray actor handle of one, a connection to a local one
+    (:class:`~mimic_fast.mining.stage_service.ServerConnection`), or (tests) the server
+    itself; ``device``: the server's (what the process's SIFT batches and ``--sift auto`` are
+    chosen for)."""
 
     def __init__(self, server: Any, device: str = "cuda"):
         self.server = server

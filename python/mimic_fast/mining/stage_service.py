@@ -23,7 +23,9 @@ native SIFT to a server, whose coalescer makes one batch of the requests of many
   source is recorded as failed, a chunk asks for its source whole).
 
 :data:`SERVED_DEVICES` says which stage devices get servers: ``("cuda",)``; tests add
-``"cpu"`` to run the same code path without a GPU.
+``"cpu"`` to run the same code path without a GPU. Not served: one worker (the serial engine
+runs in the driver, which then holds the device), and ``--decoder dali`` (its workers hold
+the GPU for their decoders; see :func:`served`).
 """
 
 from __future__ import annotations
@@ -57,9 +59,13 @@ class StageServerGone(RuntimeError):
     """The stage server this process sends its stages to is gone (it died, or the run ended)."""
 
 
-def served(device: str | None) -> bool:
-    """Whether a pool run with stage device ``device`` sends its stages to servers."""
-    return device is not None and str(device).split(":")[0] in SERVED_DEVICES
+def served(device: str | None, decoder: str = "opencv") -> bool:
+    """Whether a pool run with stage device ``device`` sends its stages to servers. Not with
+    ``--decoder dali``: its workers decode on the GPU themselves (nvJPEG / NVDEC with
+    ``--device cuda``, never a silent switch to DALI's CPU decoders), so they hold the GPU and
+    run their stages there as well."""
+    return (device is not None and str(device).split(":")[0] in SERVED_DEVICES
+            and decoder != "dali")
 
 
 @dataclass(frozen=True)
