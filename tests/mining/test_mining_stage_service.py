@@ -124,6 +124,38 @@ def test_a_killed_server_fails_its_units_instead_of_hanging(long_folder, tmp_pat
                for line in _served_lines(caplog)), _served_lines(caplog)
 
 
+def test_a_dying_worker_fails_only_its_own_source_with_servers(tmp_path, cpu_servers,
+                                                              shared_data, caplog):
+    """A worker that dies breaks its pool; the units in flight run again one by one in fresh
+    pools, whose workers reach the same server (the run's servers outlive its pools)."""
+    from test_mining_engines import _DiesWhenUnpickled
+
+    started: list[StageServers] = []
+
+    class Recorded(StageServers):
+        def __init__(self, *args):
+            super().__init__(*args)
+            started.append(self)
+
+    caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
+    tum = str(shared_data / "video/tum_freiburg_frames")
+    (tmp_path / "ds").mkdir()
+    tasks = [SourceTask(str(tmp_path / "ds"), i,
+                        Source(_DiesWhenUnpickled(tum) if i == 1 else tum, "frames"),
+                        MineConfig()) for i in range(4)]
+    landed = []
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(stage_service, "StageServers", Recorded)
+        engines.run_local(tasks, 2, landed.append, device="cpu")
+    assert sorted((m["index"], m["status"]) for m in landed) == [
+        (0, "done"), (1, "failed"), (2, "done"), (3, "done")]
+    assert landed[[m["index"] for m in landed].index(1)]["error"] == \
+        "worker process died while mining this source"
+    assert len(started) == 1 and started[0].exit_codes() == [-signal.SIGTERM]  # closed at the end
+    served = _served_lines(caplog)  # 3 sources of 17 frames: evaluated in 3 requests or more
+    assert re.search(r"^stage server 0 on cpu: \{'evaluate': ([3-9]|\d\d)\}", served[1]), served
+
+
 @pytest.fixture(scope="module")
 def cpu_server():
     with StageServers(engines._pool_context("cpu"), "cpu", 1, process_identity()) as servers:

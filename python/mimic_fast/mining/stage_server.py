@@ -11,8 +11,8 @@ core each, no GPU) decode frames and run OpenCV's SIFT themselves, and hold a
 
 Coalescing: one thread runs the stages; each time it takes every waiting request of one kind
 (the same MineConfig, or SIFT frames of one size), up to :data:`MAX_PAIRS` candidate pairs or
-``views.SIFT_BATCH`` frames for the device, as ONE batch, so requests that arrive while the device is busy make
-the next batch bigger. The dataset does not depend on it: a pair's verdict and a frame's SIFT
+``views.SIFT_BATCH`` frames for the device, as ONE batch, so requests that arrive while the
+device is busy make the next batch bigger. The dataset does not depend on it: a pair's verdict and a frame's SIFT
 do not depend on the batch they are computed in (matching is exact; RANSAC and overlap draw
 from RNGs keyed by the seed and the pair's own sample, never its position; SIFT is per frame).
 A batch that raises is rerun request by request, so only the request at fault gets the error.
