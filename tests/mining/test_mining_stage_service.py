@@ -61,6 +61,22 @@ def test_local_stage_server_path_matches_serial(scenes_and_tum, mined_scenes_and
                                           served[1]), served
 
 
+@pytest.mark.slow
+def test_native_sift_in_the_local_stage_server_matches_serial(scenes_and_tum, tmp_path,
+                                                             cpu_servers, caplog):
+    """--sift native: the workers' frames go to the server for their SIFT (in batches for its
+    device, coalesced across workers); the dataset is the serial run's byte for byte."""
+    caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
+    config = MineConfig(sift="native")
+    mine(scenes_and_tum, tmp_path / "serial", config, RunOptions(progress=False))
+    mine(scenes_and_tum, tmp_path / "served", config,
+         RunOptions(progress=False, workers=2, device="cuda"))
+    assert dataset_files(tmp_path / "served") == dataset_files(tmp_path / "serial")
+    served = _served_lines(caplog)
+    assert re.search(r"^stage server 0 on cpu: \{'sift': [1-9]\d*, 'evaluate': [1-9]",
+                     served[1]), served
+
+
 @pytest.fixture(scope="module")
 def long_folder(tmp_path_factory):
     """140 frames: a unit evaluated in 3 rounds, chunked (4 chunks) by mine()."""
