@@ -227,6 +227,21 @@ def test_a_server_that_cannot_start_is_one_line():
     assert "\n" not in message and isinstance(info.value, ValueError)  # the CLI: one line
 
 
+def test_the_command_line_reports_a_server_that_cannot_start_in_one_line(
+        scenes_and_tum, tmp_path, monkeypatch, capsys):
+    from mimic_fast.cli import main
+    from mimic_fast.mining import run
+
+    monkeypatch.setattr(stage_service, "SERVED_DEVICES", ("cuda", "bogus"))
+    monkeypatch.setattr(run, "resolve_device", lambda d: "bogus")  # a device torch refuses
+    code = main(["mine", *map(str, scenes_and_tum), "--out", str(tmp_path / "ds"),
+                 "--workers", "2", "--device", "cuda", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("mimic-fast mine: error: --device bogus: the stage "
+                                        "server for bogus could not start: RuntimeError: ")
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
 def test_one_server_per_gpu_each_pinned_to_its_gpu(monkeypatch):
     monkeypatch.setattr(stage_service, "_gpu_count", lambda: 4)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

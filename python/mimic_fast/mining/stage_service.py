@@ -130,8 +130,6 @@ class StageServers:
     the servers."""
 
     def __init__(self, ctx, device: str, limit: int, driver: tuple):
-        from mimic_fast.mining.stage_server import StageClient  # noqa: F401 (fail here, early)
-
         self.device = str(device)
         self.endpoints: list[Endpoint] = []
         self._processes: list = []
