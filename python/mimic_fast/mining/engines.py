@@ -87,7 +87,7 @@ def run_local(tasks: list, workers: int, on_done: OnDone,
     if workers <= 1 or len(tasks) <= 1:
         run_serial(tasks, on_done, on_progress, device)
         return
-    if not stage_service.served(device, tasks[0].config.decoder):  # (one config per run)
+    if device is None or not stage_service.served(device, tasks[0].config.decoder):
         _run_local(tasks, workers, on_done, on_progress, device)
         return
     # the workers' stages go to server processes (one per GPU), which alone hold the device
