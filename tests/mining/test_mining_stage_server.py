@@ -101,8 +101,11 @@ def test_waiting_requests_run_as_one_batch_with_each_callers_verdicts(tum_pairs)
     try:
         served = _concurrently(server, [lambda p=p: client.evaluate([tum_pairs[i] for i in p], cfg)
                                         for p in parts])
-        assert server.stats()["batches"] == 2 and server.stats()["largest_batch"] == 3
-        assert server.stats()["requests"] == {"evaluate": 4}
+        stats = server.stats()
+        assert stats["batches"] == 2 and stats["largest_batch"] == 3
+        assert stats["requests"] == {"evaluate": 4}
+        assert stats["items"] == {"evaluate": len(tum_pairs)}
+        assert stats["busy_seconds"] > 0
     finally:
         server.close()
     for part, result in zip(parts, served):

@@ -57,8 +57,10 @@ def test_local_stage_server_path_matches_serial(scenes_and_tum, mined_scenes_and
     assert s["workers"] == 2
     assert dataset_files(out) == dataset_files(mined_scenes_and_tum)
     served = _served_lines(caplog)  # "stage servers: cpu, ..." then the statistics
-    assert len(served) == 2 and re.search(r"^stage server 0 on cpu: \{'evaluate': [1-9]",
-                                          served[1]), served
+    assert len(served) == 2 and re.search(
+        r"^stage server 0 on cpu: \{'evaluate': [1-9]\d*\} requests in [1-9]\d* batches "
+        r"\(largest [1-9]\d* requests\), [1-9]\d* pairs, busy \d+\.\d s of \d+\.\d s "
+        r"\(\d+%\)$", served[1]), served
 
 
 @pytest.mark.slow

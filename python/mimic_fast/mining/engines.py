@@ -95,8 +95,9 @@ def run_local(tasks: list, workers: int, on_done: OnDone,
                                     process_identity()) as servers:
         log.info("stage servers: %s, for %d workers",
                  ", ".join(e.label for e in servers.endpoints), workers)
+        start = time.perf_counter()
         _run_local(tasks, workers, on_done, on_progress, device, servers.endpoints)
-        _log_server_stats(servers.stats(), servers.exit_codes())
+        _log_server_stats(servers.stats(), servers.exit_codes(), time.perf_counter() - start)
 
 
 def _run_local(tasks: list, workers: int, on_done: OnDone, on_progress: OnProgress | None,
@@ -315,6 +316,7 @@ def run_ray(tasks: list, address: str | None, on_done: OnDone, device: str | Non
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     servers = _start_stage_servers(ray, device)
+    start = time.perf_counter()
     remote = ray.remote(num_cpus=1, num_gpus=0, max_retries=1)(_ray_run_unit)
     reports = None if on_progress is None else _Reports(on_progress)
     box = None if reports is None else ray.remote(num_cpus=0)(ProgressBox).remote()
@@ -358,7 +360,7 @@ def run_ray(tasks: list, address: str | None, on_done: OnDone, device: str | Non
             for more in on_done(result) or []:
                 submit(more)
             pending += [r for r in refs if r not in before]
-        _log_stage_stats(ray, servers)
+        _log_stage_stats(ray, servers, time.perf_counter() - start)
     except BaseException:
         for ref in pending:
             ray.cancel(ref)
@@ -389,7 +391,7 @@ def _start_stage_servers(ray, device: str | None) -> list:
     return [actor.remote(device, threads=1) for _ in range(max(gpus, 1))]
 
 
-def _log_stage_stats(ray, servers: list) -> None:
+def _log_stage_stats(ray, servers: list, seconds: float) -> None:
     if not servers:
         return
     try:
@@ -397,20 +399,28 @@ def _log_stage_stats(ray, servers: list) -> None:
     except ray.exceptions.RayError as exc:  # the run is done; only the statistics are lost
         log.warning("stage server statistics unavailable: %s", type(exc).__name__)
         return
-    _log_server_stats(all_stats)
+    _log_server_stats(all_stats, seconds=seconds)
 
 
-def _log_server_stats(all_stats: list, exit_codes: list | None = None) -> None:
-    """Each stage server's statistics (None: a local server that died during the run)."""
+def _log_server_stats(all_stats: list, exit_codes: list | None = None,
+                      seconds: float | None = None) -> None:
+    """Each stage server's statistics (None: a local server that died during the run);
+    ``seconds``: how long they served (their occupancy is their busy time over it)."""
     for k, stats in enumerate(all_stats):
         if stats is None:
             code = None if exit_codes is None else exit_codes[k]
             log.error("stage server %d died during the run (exit code %s): the units that "
                       "needed it after that failed (mine again with --retry-failed)", k, code)
             continue
-        log.info("stage server %d on %s: %s requests in %d batches (largest %d requests)",
-                 k, stats["device"], stats["requests"], stats["batches"],
-                 stats["largest_batch"])
+        items = stats.get("items", {})
+        work = [f"{items[kind]} {what}" for kind, what in (("evaluate", "pairs"),
+                                                           ("sift", "frames")) if kind in items]
+        busy = f"busy {stats.get('busy_seconds', 0):.1f} s"
+        if seconds:
+            busy += f" of {seconds:.1f} s ({100 * stats.get('busy_seconds', 0) / seconds:.0f}%)"
+        log.info("stage server %d on %s: %s requests in %d batches (largest %d requests), %s, "
+                 "%s", k, stats["device"], stats["requests"], stats["batches"],
+                 stats["largest_batch"], " and ".join(work) or "nothing", busy)
 
 
 class ProgressBox:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -79,7 +80,9 @@ class _Coalescer:
         self._queue: list[_Request] = []
         self._closed = False
         self.requests: dict[str, int] = {}  # requests submitted, by kind (key[0])
+        self.items: dict[str, int] = {}  # their pairs or frames, by kind
         self.batches: list[int] = []  # requests per batch run, in order
+        self.busy_seconds = 0.0  # spent running batches (the device's occupancy, about)
         self._thread = threading.Thread(target=self._loop, name="mining-stages", daemon=True)
         self._thread.start()
 
@@ -90,6 +93,7 @@ class _Coalescer:
                 raise RuntimeError("the stage server is closed")
             self._queue.append(request)
             self.requests[key[0]] = self.requests.get(key[0], 0) + 1
+            self.items[key[0]] = self.items.get(key[0], 0) + size
             self._cond.notify()
         request.done.wait()
         if request.error is not None:
@@ -130,9 +134,11 @@ class _Coalescer:
 
     def _serve(self, batch: list[_Request]) -> None:
         self.batches.append(len(batch))
+        start = time.perf_counter()
         try:
             results = self._run(batch[0].key, [r.payload for r in batch])
         except BaseException as exc:  # noqa: BLE001 (handed to the callers, never lost)
+            self.busy_seconds += time.perf_counter() - start
             if len(batch) == 1:
                 batch[0].error = exc
                 batch[0].done.set()
@@ -140,6 +146,7 @@ class _Coalescer:
             for r in batch:  # alone, so that only the request at fault fails
                 self._serve([r])
             return
+        self.busy_seconds += time.perf_counter() - start
         for r, res in zip(batch, results):
             r.result = res
             r.done.set()
@@ -192,10 +199,13 @@ class StageServer:
                                       self.max_frames)
 
     def stats(self) -> dict:
-        """Requests served and how they were batched."""
+        """Requests served (and their pairs or frames, by kind), how they were batched, and
+        the seconds spent running batches."""
         batches = list(self._coalescer.batches)
         return {"device": str(self.device), "requests": dict(self._coalescer.requests),
-                "batches": len(batches), "largest_batch": max(batches, default=0)}
+                "items": dict(self._coalescer.items), "batches": len(batches),
+                "largest_batch": max(batches, default=0),
+                "busy_seconds": round(self._coalescer.busy_seconds, 3)}
 
     def waiting(self) -> int:
         """Requests waiting for the stages now."""
