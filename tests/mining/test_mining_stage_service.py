@@ -79,6 +79,30 @@ def test_native_sift_in_the_local_stage_server_matches_serial(scenes_and_tum, tm
                      served[1]), served
 
 
+def _has_cuda() -> bool:
+    import mimic_fast
+    import torch
+
+    return torch.cuda.is_available() and mimic_fast.build_config()["cuda_devices"] > 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU and a CUDA build")
+def test_gpu_stage_servers_mine_the_serial_gpu_dataset(scenes_and_tum, tmp_path, caplog):
+    """--device cuda, 2 workers: the stages (and the native SIFT of --sift auto) run in a
+    server per GPU; the dataset is that of the serial run, whose stages run in the driver."""
+    caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
+    mine(scenes_and_tum, tmp_path / "serial", MineConfig(),
+         RunOptions(progress=False, device="cuda"))
+    mine(scenes_and_tum, tmp_path / "served", MineConfig(),
+         RunOptions(progress=False, workers=2, device="cuda"))
+    assert dataset_files(tmp_path / "served") == dataset_files(tmp_path / "serial")
+    served = _served_lines(caplog)
+    assert served[0].startswith("stage servers: GPU 0"), served
+    assert re.search(r"^stage server 0 on cuda: \{'sift': [1-9]\d*, 'evaluate': [1-9]",
+                     served[1]), served
+
+
 @pytest.fixture(scope="module")
 def long_folder(tmp_path_factory):
     """140 frames: a unit evaluated in 3 rounds, chunked (4 chunks) by mine()."""
