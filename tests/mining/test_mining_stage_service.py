@@ -1,7 +1,7 @@
 """The local engine's stage servers (one process per GPU serving every pool worker), run on
 the CPU: the same code path as with "cuda" (``SERVED_DEVICES`` patched to include "cpu").
 The dataset is the serial CPU run's byte for byte; the server really serves; a server that
-dies makes units fail the normal way, never a hang; it ends with its driver."""
+dies stops the run, never a hang, and the same command continues; it ends with its driver."""
 
 from __future__ import annotations
 
@@ -131,11 +131,13 @@ def test_workers_take_the_servers_in_turn(long_folder, tmp_path, cpu_servers, mo
                    for line in served), served
 
 
-def test_a_killed_server_fails_its_units_instead_of_hanging(long_folder, tmp_path, cpu_servers,
-                                                            monkeypatch, caplog):
-    """The server is killed while the workers use it (after its first request): the chunks
-    that still need it ask for their source whole, which fails and is recorded; the run
-    ends (a hang fails the test at the join)."""
+def test_a_killed_server_stops_the_run_and_the_same_command_continues(long_folder, tmp_path,
+                                                                        cpu_servers,
+                                                                        monkeypatch, caplog):
+    """The server is killed while the workers use it (after its first request): the run
+    stops with StageServerGone (a hang fails the test at the join), recording no source as
+    failed (a plain rerun would skip it: its pairs lost); the same command then mines the
+    dataset an uninterrupted run gives."""
     started: list[StageServers] = []
 
     class KilledAfterFirstRequest(StageServers):
@@ -149,21 +151,29 @@ def test_a_killed_server_fails_its_units_instead_of_hanging(long_folder, tmp_pat
             wait_until(lambda: probe.stats()["requests"].get("evaluate", 0) > 0, 120, 0.02)
             os.kill(self.pids()[0], signal.SIGKILL)
 
-    monkeypatch.setattr(stage_service, "StageServers", KilledAfterFirstRequest)
     caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
-    summary = {}
-    run = threading.Thread(target=lambda: summary.update(mine(
-        [long_folder], tmp_path / "ds", MineConfig(),
-        RunOptions(progress=False, workers=2, device="cuda"))), daemon=True)
-    run.start()
-    run.join(240)
+    options = RunOptions(progress=False, workers=2, device="cuda")
+    raised: list = []
+
+    def first_run():
+        try:
+            mine([long_folder], tmp_path / "ds", MineConfig(), options)
+        except BaseException as exc:  # noqa: BLE001 (checked below)
+            raised.append(exc)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stage_service, "StageServers", KilledAfterFirstRequest)
+        run = threading.Thread(target=first_run, daemon=True)
+        run.start()
+        run.join(240)
     assert not run.is_alive(), "the run hung after its stage server died"
     assert len(started) == 1 and started[0].exit_codes() == [-signal.SIGKILL]
-    assert summary["sources_failed"] == 1 and summary["accepted"] == 0, summary
-    manifest = next((tmp_path / "ds" / "_done").glob("source-*.json")).read_text()
-    assert "StageServerGone: the stage server (cpu) is gone" in manifest
-    assert any(line.startswith("stage server 0 died during the run (exit code -9)")
-               for line in _served_lines(caplog)), _served_lines(caplog)
+    assert len(raised) == 1 and isinstance(raised[0], StageServerGone), raised
+    assert not list((tmp_path / "ds" / "_done").glob("source-*.json"))  # none failed
+    summary = mine([long_folder], tmp_path / "ds", MineConfig(), options)
+    assert summary["sources_failed"] == 0 and summary["accepted"] > 0
+    mine([long_folder], tmp_path / "serial", MineConfig(), RunOptions(progress=False))
+    assert dataset_files(tmp_path / "ds") == dataset_files(tmp_path / "serial")
 
 
 def test_a_dying_worker_fails_only_its_own_source_with_servers(tmp_path, cpu_servers,
@@ -326,3 +336,41 @@ def test_a_server_ends_with_a_killed_driver(long_folder, tmp_path):
         assert not left, f"left running: {left}"
     finally:
         kill_session(driver.pid)
+
+
+def test_the_command_line_says_in_one_line_that_a_gone_server_stopped_the_run(
+        tmp_path, monkeypatch, capsys):
+    from mimic_fast import cli
+    from mimic_fast.mining import run
+
+    def gone(*args, **kwargs):
+        raise StageServerGone("the stage server (GPU 0) is gone (EOFError)")
+
+    monkeypatch.setattr(run, "mine", gone)
+    assert cli.main(["mine", str(tmp_path), "--out", str(tmp_path / "ds")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mimic-fast mine: error: the stage server (GPU 0) is gone (EOFError): mining "
+                   "stopped; what landed is kept, and the same command continues"]
+
+
+def test_a_ray_stage_server_actor_that_is_gone_raises_stage_server_gone(monkeypatch):
+    """Under Ray, a task's call into a stage-server actor that died for good raises
+    StageServerGone, which stops the run like a local server's (not a failed source)."""
+    exceptions = pytest.importorskip("ray.exceptions")
+    import ray
+
+    from mimic_fast.mining.stage_server import StageClient
+    from mimic_fast.mining.worker import stops_the_run
+
+    class DeadActorMethod:
+        def remote(self, *args):
+            return "ref"
+
+    def get(ref):
+        raise exceptions.RayActorError()
+
+    monkeypatch.setattr(ray, "get", get)
+    client = StageClient(type("Actor", (), {"sift": DeadActorMethod()})(), "cuda")
+    with pytest.raises(StageServerGone, match="actor is gone") as info:
+        client.sift(np.zeros((1, 8, 8), np.uint8))
+    assert stops_the_run(info.value)

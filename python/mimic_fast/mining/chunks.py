@@ -32,7 +32,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mimic_fast._output_folder import is_out_of_space
 from mimic_fast.dataset.schema import MEMBER_EXTS
 from mimic_fast.dataset.writer import write_atomic, write_json_atomic
 from mimic_fast.io.frames import read_pair_list
@@ -182,7 +181,9 @@ def run_chunk(task: ChunkTask, progress=None) -> dict:
         return whole_please(task, str(exc))
     except Exception as exc:
         data_path.unlink(missing_ok=True)
-        if is_out_of_space(exc):
+        from mimic_fast.mining.worker import stops_the_run
+
+        if stops_the_run(exc):
             raise
         log.debug("chunk %d of %s failed", task.number, task.source.path, exc_info=True)
         return whole_please(task, f"{type(exc).__name__}: {exc}")

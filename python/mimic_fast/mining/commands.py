@@ -139,6 +139,7 @@ def _dataclass_from_args(cls, args: argparse.Namespace):
 def cmd_mine(args: argparse.Namespace) -> int:
     from mimic_fast.cli import user_error
     from mimic_fast.mining.config import MineConfig, RunOptions
+    from mimic_fast.mining.device import StageServerGone
     from mimic_fast.mining.run import DatasetMismatch, format_summary, mine
 
     try:
@@ -146,6 +147,9 @@ def cmd_mine(args: argparse.Namespace) -> int:
                        _dataclass_from_args(RunOptions, args))
     except (ValueError, DatasetMismatch, NotImplementedError) as exc:
         return user_error(args, exc)
+    except StageServerGone as exc:
+        return user_error(args, f"{exc}: mining stopped; what landed is kept, and the same "
+                                "command continues", 1)
     print(format_summary(summary))
     print(next_steps(args.out, summary))
     if args.strict and (summary["errors"] or summary["sources_failed"]):

@@ -17,6 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
+class StageServerGone(RuntimeError):
+    """The stage server this process sends its stages to is gone (it died, or the run ended).
+    No fault of the unit being mined: the run stops (:func:`mimic_fast.mining.worker.
+    stops_the_run`), and the same command continues it."""
+
+
 _setting: Any = None  # None | device name | a StageClient
 
 

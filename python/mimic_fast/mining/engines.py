@@ -46,12 +46,11 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 from mimic_fast._lifeline import process_identity
-from mimic_fast._output_folder import is_out_of_space
 from mimic_fast.mining import stage_service
 from mimic_fast.mining.device import set_stage_device
 from mimic_fast.mining.schedule import largest_first
 from mimic_fast.mining.stage_server import StageClient
-from mimic_fast.mining.worker import init_worker, run_unit, unit_died
+from mimic_fast.mining.worker import init_worker, run_unit, stops_the_run, unit_died
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.5  # seconds between a unit's progress reports (read at submission)
@@ -351,7 +350,7 @@ def run_ray(tasks: list, address: str | None, on_done: OnDone, device: str | Non
                 result = ray.get(ref)
             except ray.exceptions.RayError as exc:  # crashed, OOM-killed, node died, lost...
                 cause = getattr(exc, "cause", None)  # a RayTaskError wraps the task's exception
-                if is_out_of_space(cause):
+                if stops_the_run(cause):
                     raise cause from None  # no fault of the source: stop, as the pool does
                 result = unit_died(task, f"Ray task failed: {type(exc).__name__}")
             if reports is not None:
@@ -409,8 +408,8 @@ def _log_server_stats(all_stats: list, exit_codes: list | None = None,
     for k, stats in enumerate(all_stats):
         if stats is None:
             code = None if exit_codes is None else exit_codes[k]
-            log.error("stage server %d died during the run (exit code %s): the units that "
-                      "needed it after that failed (mine again with --retry-failed)", k, code)
+            log.error("stage server %d died during the run (exit code %s): the run stopped "
+                      "there; what landed is kept, and the same command continues", k, code)
             continue
         items = stats.get("items", {})
         work = [f"{items[kind]} {what}" for kind, what in (("evaluate", "pairs"),

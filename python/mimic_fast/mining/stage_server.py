@@ -34,6 +34,7 @@ import numpy as np
 
 from mimic_fast.features.sift import Features
 from mimic_fast.mining.config import MineConfig
+from mimic_fast.mining.device import StageServerGone
 from mimic_fast.mining.evaluate import Candidate, evaluate
 from mimic_fast.mining.views import SIFT_BATCH
 
@@ -287,5 +288,9 @@ class StageClient:
         if hasattr(fn, "remote"):  # a Ray actor's method
             import ray
 
-            return ray.get(fn.remote(*args))
+            try:
+                return ray.get(fn.remote(*args))
+            except ray.exceptions.RayActorError as exc:  # dead, and its one restart used
+                raise StageServerGone(f"the stage server actor is gone ({type(exc).__name__})"
+                                      ) from None
         return fn(*args)

@@ -44,6 +44,7 @@ from multiprocessing.connection import Client, Listener
 from typing import Any
 
 from mimic_fast._lifeline import exit_with
+from mimic_fast.mining.device import StageServerGone
 
 SERVED_DEVICES = ("cuda",)  # stage devices whose stages run in server processes (local engine)
 START_SECONDS = 300.0  # a server not ready by then is reported as unable to start
@@ -53,10 +54,6 @@ _METHODS = ("evaluate", "sift", "stats")  # what a connection may call
 class StageServerUnavailable(ValueError):
     """A stage server could not start (a ValueError: the command line reports it in one line,
     as it does ``--device cuda``'s other refusals)."""
-
-
-class StageServerGone(RuntimeError):
-    """The stage server this process sends its stages to is gone (it died, or the run ended)."""
 
 
 def served(device: str | None, decoder: str = "opencv") -> bool:

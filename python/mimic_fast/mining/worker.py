@@ -17,7 +17,7 @@ from mimic_fast.io.frames import read_pair_list
 from mimic_fast.io.images import FrameError
 from mimic_fast.io.sources import Source
 from mimic_fast.mining.config import MineConfig
-from mimic_fast.mining.device import set_stage_device
+from mimic_fast.mining.device import StageServerGone, set_stage_device
 from mimic_fast.mining.evaluate import ACCEPTED, Candidate
 from mimic_fast.mining.sample import encode_sample
 from mimic_fast.mining.samplers import (
@@ -156,12 +156,19 @@ def process_source(task: SourceTask, progress: Progress | None = None) -> dict:
         shard = out.writer.commit()
     except Exception as exc:  # a bad source is recorded, never fatal to the run...
         out.fail()
-        if is_out_of_space(exc):  # ...but a full disk is no fault of the source: stop
+        if stops_the_run(exc):  # ...but a full disk is no fault of the source: stop
             raise
         status = "failed"
         error = str(exc) if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
         log.debug("source %s failed", source.path, exc_info=True)
     return out.manifest(status, error, errors, shard, time.perf_counter() - t0)
+
+
+def stops_the_run(exc: BaseException) -> bool:
+    """A failure that is no fault of the unit's source, so it must not be recorded as one (a
+    plain rerun would skip the source): a full disk, or the stage server gone. The run stops,
+    what landed stays, and the same command continues."""
+    return is_out_of_space(exc) or isinstance(exc, StageServerGone)
 
 
 def unit_died(task, error: str) -> dict:
