@@ -161,13 +161,13 @@ def _engine_preload(device: str | None) -> list[str]:
     """The modules the local engine has its forkserver import for a run on ``device``."""
     from mimic_fast.mining import engines
 
+    from mimic_fast.mining import stage_service
+
     modules = getattr(engines, "_worker_modules", None)
     if modules is None:  # the engine's way changed: at least what it did when written
         return ["torch"] if device is not None else []
-    try:
-        return list(modules(device))
-    except TypeError:  # no device argument
-        return list(modules())
+    served = device is not None and stage_service.served(device)  # the default decoder
+    return list(modules(device, served))
 
 
 def collect(folder: Path) -> list[dict]:

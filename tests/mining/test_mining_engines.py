@@ -276,4 +276,5 @@ def test_the_pool_forkserver_boots_before_the_run_is_planned(inputs, serial, tmp
     engines.start_pool_early(1)
     assert events == []  # one worker: no pool
     assert "torch" not in engines._worker_modules(None)
-    assert "torch" in engines._worker_modules("cuda")
+    assert "torch" in engines._worker_modules("cuda")  # workers computing on it themselves
+    assert "torch" not in engines._worker_modules("cuda", served=True)  # a server does

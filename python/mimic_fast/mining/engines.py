@@ -90,7 +90,8 @@ def run_local(tasks: list, workers: int, on_done: OnDone,
         _run_local(tasks, workers, on_done, on_progress, device)
         return
     # the workers' stages go to server processes (one per GPU), which alone hold the device
-    with stage_service.StageServers(_pool_context(device), device, min(workers, len(tasks)),
+    with stage_service.StageServers(_pool_context(device, served=True), device,
+                                    min(workers, len(tasks)),
                                     process_identity()) as servers:
         log.info("stage servers: %s, for %d workers",
                  ", ".join(e.label for e in servers.endpoints), workers)
@@ -203,7 +204,7 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = N
               on_progress: OnProgress | None = None, endpoints: list | None = None) -> list:
     """Run tasks (and the units their results ask for) in a pool; returns the tasks in flight
     when the pool broke (if it did). ``endpoints``: stage servers for the workers."""
-    ctx = _pool_context(device)
+    ctx = _pool_context(device, served=endpoints is not None)
     stages = None if endpoints is None else (endpoints, ctx.Value("i", 0))
     # a SimpleQueue writes in the worker's own thread (a report is in the pipe before the
     # unit's result), one small atomic write per report; one queue per pool, as a worker that
@@ -268,31 +269,36 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = N
     return []
 
 
-def start_pool_early(workers: int, device: str | None = None) -> None:
+def start_pool_early(workers: int, device: str | None = None, decoder: str = "opencv") -> None:
     """Boot the local pool's forkserver now, in the background: it imports the mining modules
     (about 0.3 s of a core) while the driver plans the run on another core, so the pool's
     workers start that much sooner. Nothing to do with one worker (no pool)."""
     if workers > 1:
-        _pool_context(device)
+        _pool_context(device, device is not None and stage_service.served(device, decoder))
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
 
 
-def _pool_context(device: str | None):
+def _pool_context(device: str | None, served: bool = False):
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_worker_modules(device))  # used when the forkserver starts
+    # used when the forkserver starts (a running one keeps what it imported)
+    ctx.set_forkserver_preload(_worker_modules(device, served))
     return ctx
 
 
-def _worker_modules(device: str | None = None) -> list[str]:
+def _worker_modules(device: str | None = None, served: bool = False) -> list[str]:
     """What the forkserver imports once for all the pool's workers: the mining modules, and
-    torch when the workers use it (a stage device, or the CPU evaluation matching with it;
-    else every worker of every run imports it again: about 2 CPU seconds each, measured).
-    Importing torch initialises no CUDA, so the workers forked after it may still use it."""
+    torch when the workers compute with it (a stage device they run themselves, or the CPU
+    evaluation matching with it; else every worker of every run imports it again: about 2
+    CPU seconds each, measured). Not when stage servers run the stages (``served``): the
+    workers never touch torch then, and they start without waiting for its import, while
+    each server imports it. Importing torch initialises no CUDA, so the workers forked after
+    it may still use it."""
     from mimic_fast.mining import evaluate
 
-    uses_torch = device is not None or getattr(evaluate, "CPU_MATCHER", "opencv") != "opencv"
+    uses_torch = (device is not None and not served) or getattr(
+        evaluate, "CPU_MATCHER", "opencv") != "opencv"
     return ["mimic_fast.mining.worker", "mimic_fast.mining.chunks"] + (
         ["torch"] if uses_torch else [])
 

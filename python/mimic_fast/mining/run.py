@@ -56,7 +56,7 @@ def mine(
     if options.engine == "local":
         from mimic_fast.mining.engines import start_pool_early
 
-        start_pool_early(options.workers, device)  # boots while the run is planned
+        start_pool_early(options.workers, device, config.decoder)  # boots while it is planned
     config = for_device(config, device)  # config.json records what ran
     if config.decoder == "dali":
         from mimic_fast.io.dali_decode import dali_missing
