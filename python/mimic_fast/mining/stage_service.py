@@ -19,8 +19,8 @@ native SIFT to a server, whose coalescer makes one batch of the requests of many
   connection calls the server's blocking methods (its coalescer batches across them). A
   worker holds a :class:`StageClient` over a :class:`ServerConnection`: exceptions raised
   in the server are raised in the worker; a server that is gone raises
-  :class:`StageServerGone` at once (never a hang), and that unit fails the normal way (a
-  source is recorded as failed, a chunk asks for its source whole).
+  :class:`~mimic_fast.mining.device.StageServerGone` at once (never a hang), which stops the
+  run (recording the unit's source as failed would make a plain rerun skip it).
 
 :data:`SERVED_DEVICES` says which stage devices get servers: ``("cuda",)``; tests add
 ``"cpu"`` to run the same code path without a GPU. Not served: one worker (the serial engine
