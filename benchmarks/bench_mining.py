@@ -26,7 +26,9 @@ again), so the published method's SIFT is not slowed by page faults ours avoids.
 JSON to benchmarks/results/bench_mining-cpu.json.
 
 (d) the device rows (``--device cuda|cpu``, instead of (a)-(c)): `mine` with its torch stages
-    on a GPU (or the CPU) beside the CPU default, stage by stage: bench_mining_device.py.
+    on a GPU (or the CPU) beside the CPU default, stage by stage: bench_mining_device.py. With
+    --device cuda the stages run in a stage server process the workers wait on;
+    ``--device cpu --served`` runs that path on the CPU.
 """
 
 from __future__ import annotations
@@ -319,6 +321,10 @@ def main() -> int:
                     help="run the device rows instead of (a)-(c): mine with the torch stages "
                     "on this device (cpu: on the CPU), --sift opencv and native, beside the "
                     "CPU default, with a per-stage breakdown")
+    ap.add_argument("--served", action="store_true",
+                    help="device rows on the CPU: the torch stages in a stage server process "
+                    "that the workers wait on, as --device cuda runs them on the GPU (the "
+                    "default with --device cuda)")
     ap.add_argument("--workers", type=int, default=None,
                     help="device rows: worker processes (default: all cores)")
     ap.add_argument("--quick", action="store_true",
@@ -334,8 +340,8 @@ def main() -> int:
         from bench_mining_device import device_rows
 
         return device_rows(args)
-    if args.quick or args.workers or args.target_seconds or args.deadline:
-        ap.error("--quick, --workers, --target-seconds and --deadline need --device")
+    if args.quick or args.workers or args.target_seconds or args.deadline or args.served:
+        ap.error("--quick, --workers, --target-seconds, --deadline and --served need --device")
     args.sources = 16 if args.sources is None else args.sources
     args.frames = 40 if args.frames is None else args.frames
     args.repeats = 5 if args.repeats is None else args.repeats

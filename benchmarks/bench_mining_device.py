@@ -17,6 +17,14 @@ start-up, idle), the stage that bounds it, and the rate at full occupancy (no st
 idle workers: what a long run approaches). Sizes: DEVICE_SIZES (a probe run per row sizes
 its runs; a run past the deadline is stopped). Writes benchmarks/results/bench_mining-cuda.json
 (gpu_check.sh's copy: bench_mining-h200.json), or bench_mining-cpu-torch-stages.json.
+
+Stage servers: with --device cuda the local engine runs the torch stages in one stage-server
+process per GPU (mimic_fast.mining.stage_service), and the workers decode, run OpenCV's SIFT,
+encode, and wait on the server. Then the workers' rows show those waits ("evaluate (server)",
+"sift (server)"), the server's own record shows its busy time, batches and stages, and the
+bound says which side limits the run: the server (busy near all the time it serves) or the
+workers' CPU stages. ``--device cpu --served`` runs that path with the server on the CPU
+(what the tests do), to check the breakdown without a GPU.
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ DISTINCT_SOURCES = 16  # generated camera paths; the other sources are hard link
 # (row, goal in candidates/s, where it is set)
 DEVICE_GOALS = (("sift opencv", 1000, "issue 11: GPU mining with OpenCV SIFT on the CPU"),
                 ("sift native", 5000, "issue 12: GPU mining with native SIFT"))
+# a stage server busy at least this share of the time it serves requests bounds the run
+SERVER_BOUND_SHARE = 0.9
 
 
 class _Deadline(Exception):
@@ -82,28 +92,35 @@ def generate_linked(root: Path, n_sources: int, n_frames: int, distinct: int,
 
 
 @contextmanager
-def torch_stages(device: str):
+def torch_stages(device: str, served: bool = False):
     """`mine --device cpu` runs the CPU default (numpy and OpenCV stages, no torch); the device
     rows with --device cpu run the torch stages on the CPU instead (what --device cuda runs on
     the GPU), which no RunOptions value selects: the stage device that `mine` resolves is
-    forced to "cpu" while this lasts. --device cuda is mine's own."""
+    forced to "cpu" while this lasts; ``served``: in a stage server process, as --device cuda
+    runs them (the local engine serves only "cuda": "cpu" is added to its served devices, as
+    the tests do). --device cuda is mine's own (served)."""
     from mimic_fast.mining import run as run_mod
+    from mimic_fast.mining import stage_service
 
     if device != "cpu":
         yield
         return
-    resolve = run_mod.resolve_device
+    resolve, serves = run_mod.resolve_device, stage_service.SERVED_DEVICES
     run_mod.resolve_device = lambda _device: "cpu"
+    if served:
+        stage_service.SERVED_DEVICES = tuple(serves) + ("cpu",)
     try:
         yield
     finally:
         run_mod.resolve_device = resolve
+        stage_service.SERVED_DEVICES = serves
 
 
 def profiled_run(inputs: list, n_sources: int, out: Path, cfg, options, device: str | None,
-                 deadline: float, stages_dir: Path) -> dict:
-    """One `mine` with the stage timers in its workers; stopped (see DEVICE_SIZES) when still
-    going after `deadline` s. device: None (CPU default), "cpu" (torch stages) or "cuda"."""
+                 deadline: float, stages_dir: Path, served: bool = False) -> dict:
+    """One `mine` with the stage timers in its workers (and stage servers); stopped (see
+    DEVICE_SIZES) when still going after `deadline` s. device: None (CPU default), "cpu"
+    (torch stages; ``served``: in a stage server) or "cuda"."""
     import mining_profile
 
     from mimic_fast.mining.run import mine
@@ -127,21 +144,29 @@ def profiled_run(inputs: list, n_sources: int, out: Path, cfg, options, device: 
             raise _Deadline
 
     mining_profile.reset()  # this process's record: a serial run's
-    with torch_stages(device or ""):
+    mining_profile.server_stats.clear()
+    with torch_stages(device or "", served):
         try:
             mine(inputs, out, cfg, options, on_source_done=on_done)
         except _Deadline:
             pass
     wall = time.perf_counter() - t0
     here = mining_profile.record()  # this process's: a run of one unit is serial
-    records = mining_profile.collect(stages_dir) or ([here] if here["units"] else [])
+    collected = mining_profile.collect(stages_dir)
+    records = [r for r in collected if r.get("role") != "server"] or (
+        [here] if here["units"] else [])
+    servers = [r for r in collected if r.get("role") == "server"]
     shutil.rmtree(out, ignore_errors=True)
     seconds = wall if stopped is None else stopped
+    profile = stage_profile(records, options.workers, wall, landed["candidates"],
+                            stopped is None, cfg, device)
+    profile["servers"] = [server_profile(r) for r in servers]
+    # the engine's own end-of-run statistics of its servers (none for a run stopped early)
+    profile["engine_server_stats"] = list(mining_profile.server_stats)
+    profile.update(bound_verdict(profile))
     return {**landed, "seconds": seconds, "wall_s": wall,
             "stopped_at_deadline": stopped is not None,
-            "candidates_per_s": landed["candidates"] / seconds,
-            "profile": stage_profile(records, options.workers, wall, landed["candidates"],
-                                     stopped is None, cfg, device)}
+            "candidates_per_s": landed["candidates"] / seconds, "profile": profile}
 
 
 def stage_profile(records: list[dict], workers: int, wall: float, formed: int, complete: bool,
@@ -154,7 +179,8 @@ def stage_profile(records: list[dict], workers: int, wall: float, formed: int, c
     occupancy: the rate with every worker busy all the time, less first calls."""
     import mining_profile as mp
 
-    stages = {k: sum(r["stages"].get(k, 0.0) for r in records) for k in mp.STAGES}
+    served = [k for k in mp.SERVED_STAGES if any(k in r["stages"] for r in records)]
+    stages = {k: sum(r["stages"].get(k, 0.0) for r in records) for k in mp.STAGES + tuple(served)}
     n = max(len(records), 1)
     busy = sum(r["busy_s"] for r in records)
     init = sum(r["init_s"] for r in records)
@@ -168,19 +194,103 @@ def stage_profile(records: list[dict], workers: int, wall: float, formed: int, c
     on_device = [] if device is None else (
         ["sift"] * (cfg.sift == "native") + ["match"] + ["ransac"] * (cfg.ransac == "native")
         + ["overlap"])
+    calls = {k: sum(r.get("calls", {}).get(k, 0) for r in records) for k in served}
     rows = {k: {"worker_s": v, "share": v / (n * wall) if wall > 0 else 0.0,
                 "ms_per_candidate": 1e3 * v / seen if seen else None,
-                "candidates_per_s_alone": n * seen / v if v > 0 and seen else None}
+                "candidates_per_s_alone": n * seen / v if v > 0 and seen else None,
+                **({"calls": calls[k], "ms_per_call": 1e3 * v / calls[k] if calls[k] else None}
+                   if k in calls else {})}
             for k, v in time_of.items()}
-    bound = max(time_of, key=time_of.get)
     device_s = sum(stages[k] for k in on_device)
+    # the workers' own work (their stages and the rest of their units, without the waits on
+    # a stage server): the rate the cores allow at full occupancy if the server answered at once
+    own = busy - first - sum(stages[k] for k in served)
     return {"workers": n, "worker_records": len(records), "evaluated": evaluated,
-            "candidates_seen": seen, "busy_s": busy, "rows": rows, "bound": bound,
-            "stages_on_device": on_device,
+            "candidates_seen": seen, "busy_s": busy, "rows": rows,
+            "largest": max(time_of, key=time_of.get), "stages_on_device": on_device,
+            "served_stages": served,
             "device_stages_serial_candidates_per_s": seen / device_s if device_s > 0 else None,
             "full_occupancy_candidates_per_s": n * seen / (busy - first) if busy > first
             else None,
+            "workers_own_work_candidates_per_s": n * seen / own if own > 0 and seen else None,
             "hooks_missing": sorted({m for r in records for m in r.get("missing", [])})}
+
+
+def server_profile(rec: dict) -> dict:
+    """A stage server's record (mining_profile: its batches and the stages in them): start-up,
+    busy time, its share of the time it served (steady: from its first request to its last
+    reply, its first calls aside), per stage seconds, and the candidates/s it would allow
+    busy all the time."""
+    import mining_profile as mp
+
+    busy, first = rec["busy_s"], rec["first_calls_s"]
+    steady, active = busy - first, rec.get("active_s", 0.0) - first
+    pairs = rec.get("items", {}).get("evaluate", 0)
+    stages = {k: v for k, v in rec["stages"].items() if k in mp.STAGES and v > 0}
+    time_of = {**stages, "other": busy - sum(stages.values()) - first, "first calls": first}
+    return {"label": rec.get("label"), "device": rec.get("device"), "pid": rec["pid"],
+            "start_up_s": rec["init_s"], "serving_s": rec.get("window_s"),
+            "active_s": rec.get("active_s"), "busy_s": busy, "first_calls_s": first,
+            "cpu_s": rec.get("cpu_s"),
+            "busy_share_of_serving": busy / rec["window_s"] if rec.get("window_s") else None,
+            "busy_share": steady / active if active > 0 else None,
+            "requests": rec.get("requests", {}), "items": rec.get("items", {}),
+            "batches": rec.get("batches", 0), "largest_batch": rec.get("largest_batch", 0),
+            "rows": {k: {"seconds": v, "share_of_busy": v / busy if busy > 0 else 0.0,
+                         "ms_per_pair": 1e3 * v / pairs if pairs else None}
+                     for k, v in time_of.items()},
+            "candidates_per_s_busy": pairs / steady if steady > 0 and pairs else None,
+            "hooks_missing": rec.get("missing", [])}
+
+
+def bound_verdict(p: dict) -> dict:
+    """What limits the run once it is going (start-up, first calls and idle aside): a stage
+    server busy nearly all the time it serves (SERVER_BOUND_SHARE); else the workers' waits on
+    their server when those outweigh their own largest stage (round trips: transport,
+    queueing, the server's GIL, not its stages); else the workers' largest stage."""
+    import mining_profile as mp
+
+    rows = p["rows"]
+    steady = {k: rows[k]["worker_s"] for k in mp.STAGES + ("other",) if k in rows}
+    waits = sum(rows[k]["worker_s"] for k in p["served_stages"])
+    total = sum(steady.values()) + waits
+    if not total:
+        return {"bound": "unknown (no worker record)", "bound_by": None}
+    top = max(steady, key=steady.get)
+    top_share, wait_share = steady[top] / total, waits / total
+    servers = [s for s in p["servers"] if s["busy_share"] is not None]
+    share = max((s["busy_share"] for s in servers), default=None)
+    rates = [s["candidates_per_s_busy"] for s in servers if s["candidates_per_s_busy"]]
+    server_rate = sum(rates) if rates else None
+    own = p["workers_own_work_candidates_per_s"]
+    out = {"bound_stage_share_of_workers": top_share, "wait_share_of_workers": wait_share,
+           "server_busy_share": share, "server_candidates_per_s_busy": server_rate}
+    numbers = (f"the workers' own work would allow {own:,.0f} cand/s" if own else "")
+    if server_rate:
+        numbers += (f"; the server, busy all the time, {server_rate:,.0f} cand/s"
+                    if numbers else f"the server, busy all the time, {server_rate:,.0f} cand/s")
+    if share is not None and share >= SERVER_BOUND_SHARE:
+        out.update(bound_by="server", bound=f"the stage server (busy {share:.0%})",
+                   bound_text=f"the stage server: busy {share:.0%} of the time from its first "
+                   f"request to its last reply, first calls aside; {numbers}")
+    elif p["served_stages"] and wait_share > top_share:
+        out.update(bound_by="server round trips",
+                   bound=f"round trips to the server ({wait_share:.0%} of the workers' "
+                   f"time; server busy {share:.0%})" if share is not None else
+                   f"round trips to the server ({wait_share:.0%} of the workers' time)",
+                   bound_text=f"the workers wait on the stage server {wait_share:.0%} of their "
+                   f"busy time (more than any stage of their own), but the server is busy only "
+                   + (f"{share:.0%}" if share is not None else "(no server record)")
+                   + f" of it: round trips (transport, queueing, the server's GIL), not its "
+                   f"stages; {numbers}")
+    else:
+        server = f"; server busy {share:.0%}" if share is not None else ""
+        out.update(bound_by="workers",
+                   bound=f"the workers' {top} ({top_share:.0%} of their time{server})",
+                   bound_text=f"the workers' CPU stages: {top} takes {top_share:.0%} of their "
+                   f"busy time (start-up, first calls and idle aside)" + server
+                   + (f"; {numbers}" if numbers else ""))
+    return out
 
 
 def device_rows(args) -> int:
@@ -197,8 +307,11 @@ def device_rows(args) -> int:
         if value is not None:
             size[key] = value
     workers = args.workers or os.cpu_count()
+    # --device cuda is served by the engine itself; --served puts the CPU's in a server too
+    served = args.device == "cuda" or args.served
     out_json = args.out or HERE / "results" / (
         "bench_mining-cuda.json" if args.device == "cuda" else
+        "bench_mining-cpu-torch-stages-served.json" if served else
         "bench_mining-cpu-torch-stages.json")  # not the CPU rows' bench_mining-cpu.json
     tmp = Path(tempfile.mkdtemp(prefix="bench_mining-"))
     stages_dir = tmp / "stages"
@@ -217,10 +330,13 @@ def device_rows(args) -> int:
                     f"paths over {photos}, the others hard links to them)")
             sizing = True
         # after the generator's fork pool, before anything touches CUDA or starts the pool
-        mining_profile.start_profiled_forkserver(stages_dir, args.device)
+        with torch_stages(args.device, served):  # what the engine preloads for a served run
+            mining_profile.start_profiled_forkserver(stages_dir, args.device)
         mining_profile.install()  # in this process too: a run of one unit is serial
-        print(f"input: {what}\n{workers} workers; device rows on {args.device} "
-              f"({'quick' if args.quick else 'full'}: {size})")
+        print(f"input: {what}\n{workers} workers; device rows on {args.device}"
+              + (" (its stages in a stage server process, the workers wait on it)"
+                 if served else " (the stages in each worker)")
+              + f" ({'quick' if args.quick else 'full'}: {size})")
         stage = args.device  # mine's stage device for the device rows
         run_device = "cuda" if stage == "cuda" else "cpu"
         configs = {
@@ -232,7 +348,7 @@ def device_rows(args) -> int:
         }
         rows: dict[str, dict] = {}
         header = {"benchmark": "bench_mining", "mode": "device rows", "device": args.device,
-                  "quick": args.quick, "input": what, "workers": workers, "sizes": size,
+                  "served": served, "quick": args.quick, "input": what, "workers": workers, "sizes": size,
                   "environment": environment()}
 
         def save(complete: bool = False, **more) -> None:
@@ -254,7 +370,7 @@ def device_rows(args) -> int:
             try:  # a row that fails is reported; the others still run
                 row["probe"] = probe = profiled_run(
                     probe_inputs, len(discover(probe_inputs, cfg.kind)[0]), tmp / "out", cfg,
-                    options, dev, size["deadline"], stages_dir)
+                    options, dev, size["deadline"], stages_dir, served)
             except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
                 print(f"  {name}: FAILED in its probe run: {row['error']}")
@@ -279,7 +395,7 @@ def device_rows(args) -> int:
                 try:
                     row["runs"].append(profiled_run(
                         row["inputs"], len(discover(row["inputs"], cfg.kind)[0]), tmp / "out",
-                        cfg, options, dev, size["deadline"], stages_dir))
+                        cfg, options, dev, size["deadline"], stages_dir, served))
                 except Exception as exc:
                     row["error"] = f"{type(exc).__name__}: {exc}"
                     print(f"  {name}: FAILED: {row['error']}")
@@ -349,19 +465,60 @@ def print_stages(name: str, run: dict, device: str) -> None:
     print(f"\nstages, {name}: {p['workers']} workers x {run['wall_s']:.1f} s, "
           f"{p['candidates_seen']} candidates"
           + (f"; on the {device}: {', '.join(p['stages_on_device'])}"
-             if p["stages_on_device"] else ""))
+             if p["stages_on_device"] else "")
+          + (" (in the stage server)" if p["servers"] or p["served_stages"] else ""))
     if not p["worker_records"]:
         print("  NOT profiled: no worker left its record (see mining_profile)")
         return
-    print(f"  {'':<12}{'worker-s':>9}{'share':>7}{'ms/cand':>9}{'cand/s if only this':>21}")
+    print(f"  {'workers':<18}{'worker-s':>9}{'share':>7}{'ms/cand':>9}{'cand/s if only this':>21}")
     for k, r in p["rows"].items():
         alone = r["candidates_per_s_alone"]
-        print(f"  {k:<12}{r['worker_s']:>9.2f}{100 * r['share']:>6.0f}%"
-              f"{r['ms_per_candidate'] or 0:>9.2f}{alone if alone else float('nan'):>21.0f}")
-    print(f"  bound: {p['bound']} ({100 * p['rows'][p['bound']]['share']:.0f}% of the "
-          "workers' time)")
+        calls = (f"   {r['calls']} calls, {r['ms_per_call']:.1f} ms each"
+                 if r.get("ms_per_call") else "")
+        print(f"  {k:<18}{r['worker_s']:>9.2f}{100 * r['share']:>6.0f}%"
+              f"{r['ms_per_candidate'] or 0:>9.2f}{alone if alone else float('nan'):>21.0f}"
+              + calls)
+    if p["served_stages"]:
+        print("  (server): a worker waiting on its stage server: transport, queue, the batch")
+    print(f"  largest share of the workers' time: {p['largest']} "
+          f"({100 * p['rows'][p['largest']]['share']:.0f}%)")
+    for s in p["servers"]:
+        print_server(s)
+    if (p["worker_records"] and (p["served_stages"] or device == "cuda")
+            and not p["servers"]):
+        print("  stage server: NOT profiled (it left no record; see mining_profile)")
+    for e in p.get("engine_server_stats", []):
+        for k, stats in enumerate(e["stats"]):
+            print(f"  the engine's statistics of stage server {k} (over {e['seconds']:.1f} s): "
+                  + ("died during the run" if stats is None else
+                     f"{stats['requests']} requests in {stats['batches']} batches (largest "
+                     f"{stats['largest_batch']}), items {stats.get('items', {})}, busy "
+                     f"{stats.get('busy_seconds', 0):.1f} s"))
+    print(f"  bound: {p['bound_text'] if p.get('bound_by') else p['bound']}")
     if p["device_stages_serial_candidates_per_s"]:
         print(f"  the {device} stages, every worker's calls one after another, would still "
               f"allow {p['device_stages_serial_candidates_per_s']:.0f} cand/s")
-    if p["hooks_missing"]:
-        print(f"  NOT timed (names gone): {', '.join(p['hooks_missing'])}")
+    missing = sorted(set(p["hooks_missing"]).union(
+        *(s["hooks_missing"] for s in p["servers"])))
+    if missing:
+        print(f"  NOT timed (names gone): {', '.join(missing)}")
+
+
+def print_server(s: dict) -> None:
+    """One stage server's part of a row: busy time, batches, and its stages."""
+    share = f"{100 * s['busy_share']:.0f}%" if s["busy_share"] is not None else "-"
+    work = "; ".join(f"{kind}: {n} requests, {s['items'].get(kind, 0)} "
+                     f"{'pairs' if kind == 'evaluate' else 'frames'}"
+                     for kind, n in s["requests"].items())
+    print(f"  stage server {s['label']} ({s['device']}): start-up {s['start_up_s']:.1f} s; "
+          f"busy {s['busy_s']:.2f} s of {s['serving_s'] or 0:.1f} s serving; "
+          f"{share} from its first request to its last reply (first calls aside); "
+          f"CPU {s['cpu_s'] or 0:.1f} s")
+    print(f"    {work or 'no requests'}; {s['batches']} batches, largest "
+          f"{s['largest_batch']} requests")
+    print(f"    {'server':<16}{'seconds':>9}{'of busy':>9}{'ms/pair':>9}")
+    for k, r in s["rows"].items():
+        print(f"    {k:<16}{r['seconds']:>9.2f}{100 * r['share_of_busy']:>8.0f}%"
+              f"{r['ms_per_pair'] or 0:>9.2f}")
+    if s["candidates_per_s_busy"]:
+        print(f"    busy all the time, it would allow {s['candidates_per_s_busy']:,.0f} cand/s")
