@@ -171,12 +171,15 @@ def profiled_run(inputs: list, n_sources: int, out: Path, cfg, options, device: 
 
 def stage_profile(records: list[dict], workers: int, wall: float, formed: int, complete: bool,
                   cfg, device: str | None) -> dict:
-    """Where the workers' time went: stage worker-seconds (summed over workers); other (inside
-    units, outside the stages); first calls (each torch stage's first call in a worker:
-    imports, set-up); start-up (init_worker, torch, the CUDA context); idle (the rest of
-    workers x wall: pool start, waiting for work, the driver's share). Per row the rate the
-    workers would reach if it were all they did; the largest row bounds throughput. Full
-    occupancy: the rate with every worker busy all the time, less first calls."""
+    """Where the workers' time went (``records``: the workers' only, never a stage server's):
+    stage worker-seconds (summed over workers), with their waits on a stage server as stages
+    of their own (mining_profile.SERVED_STAGES); other (inside units, outside the stages);
+    first calls (each torch stage's first call in a worker, and its first wait on its
+    server: imports, set-up); start-up (init_worker, torch, the CUDA context); idle (the rest
+    of workers x wall: pool start, waiting for work, the driver's share). Per row the rate
+    the workers would reach if it were all they did (the bound: :func:`bound_verdict`). Full
+    occupancy: the rate with every worker busy all the time, less first calls; their own
+    work: the same without their waits on a server."""
     import mining_profile as mp
 
     served = [k for k in mp.SERVED_STAGES if any(k in r["stages"] for r in records)]
@@ -213,6 +216,8 @@ def stage_profile(records: list[dict], workers: int, wall: float, formed: int, c
             "full_occupancy_candidates_per_s": n * seen / (busy - first) if busy > first
             else None,
             "workers_own_work_candidates_per_s": n * seen / own if own > 0 and seen else None,
+            # --sift native: the workers import torch for it, even when a server runs it
+            "native_sift_import_s": sum(r.get("native_sift_import_s", 0.0) for r in records),
             "hooks_missing": sorted({m for r in records for m in r.get("missing", [])})}
 
 
@@ -232,6 +237,8 @@ def server_profile(rec: dict) -> dict:
             "start_up_s": rec["init_s"], "serving_s": rec.get("window_s"),
             "active_s": rec.get("active_s"), "busy_s": busy, "first_calls_s": first,
             "cpu_s": rec.get("cpu_s"),
+            "cpu_share_of_serving": rec["cpu_s"] / rec["window_s"] if rec.get("window_s")
+            and rec.get("cpu_s") is not None else None,
             "busy_share_of_serving": busy / rec["window_s"] if rec.get("window_s") else None,
             "busy_share": steady / active if active > 0 else None,
             "requests": rec.get("requests", {}), "items": rec.get("items", {}),
@@ -260,6 +267,7 @@ def bound_verdict(p: dict) -> dict:
     top_share, wait_share = steady[top] / total, waits / total
     servers = [s for s in p["servers"] if s["busy_share"] is not None]
     share = max((s["busy_share"] for s in servers), default=None)
+    cpu = max((s.get("cpu_share_of_serving") or 0 for s in servers), default=0)
     rates = [s["candidates_per_s_busy"] for s in servers if s["candidates_per_s_busy"]]
     server_rate = sum(rates) if rates else None
     own = p["workers_own_work_candidates_per_s"]
@@ -281,8 +289,8 @@ def bound_verdict(p: dict) -> dict:
                    bound_text=f"the workers wait on the stage server {wait_share:.0%} of their "
                    f"busy time (more than any stage of their own), but the server is busy only "
                    + (f"{share:.0%}" if share is not None else "(no server record)")
-                   + f" of it: round trips (transport, queueing, the server's GIL), not its "
-                   f"stages; {numbers}")
+                   + f" of it: round trips (transport, queueing, the server's GIL: its "
+                   f"process used {cpu:.0%} of a core while serving), not its stages; {numbers}")
     else:
         server = f"; server busy {share:.0%}" if share is not None else ""
         out.update(bound_by="workers",
@@ -348,8 +356,8 @@ def device_rows(args) -> int:
         }
         rows: dict[str, dict] = {}
         header = {"benchmark": "bench_mining", "mode": "device rows", "device": args.device,
-                  "served": served, "quick": args.quick, "input": what, "workers": workers, "sizes": size,
-                  "environment": environment()}
+                  "served": served, "quick": args.quick, "input": what, "workers": workers,
+                  "sizes": size, "environment": environment()}
 
         def save(complete: bool = False, **more) -> None:
             """The JSON so far (a run cut short by gpu_check's time limit keeps its rows)."""
@@ -480,6 +488,9 @@ def print_stages(name: str, run: dict, device: str) -> None:
               + calls)
     if p["served_stages"]:
         print("  (server): a worker waiting on its stage server: transport, queue, the batch")
+    if p.get("native_sift_import_s"):
+        print(f"  first calls include {p['native_sift_import_s']:.1f} worker-s importing the "
+              "native SIFT's module (and torch) in the workers")
     print(f"  largest share of the workers' time: {p['largest']} "
           f"({100 * p['rows'][p['largest']]['share']:.0f}%)")
     for s in p["servers"]:
@@ -510,10 +521,13 @@ def print_server(s: dict) -> None:
     work = "; ".join(f"{kind}: {n} requests, {s['items'].get(kind, 0)} "
                      f"{'pairs' if kind == 'evaluate' else 'frames'}"
                      for kind, n in s["requests"].items())
-    print(f"  stage server {s['label']} ({s['device']}): start-up {s['start_up_s']:.1f} s; "
+    print(f"  stage server {s['label']} ({s['device']}): start-up {s['start_up_s']:.1f} s "
+          "(before the pool starts: in the workers' idle); "
           f"busy {s['busy_s']:.2f} s of {s['serving_s'] or 0:.1f} s serving; "
           f"{share} from its first request to its last reply (first calls aside); "
-          f"CPU {s['cpu_s'] or 0:.1f} s")
+          f"CPU {s['cpu_s'] or 0:.1f} s while serving"
+          + (f" ({100 * s['cpu_share_of_serving']:.0f}% of a core)"
+             if s["cpu_share_of_serving"] is not None else ""))
     print(f"    {work or 'no requests'}; {s['batches']} batches, largest "
           f"{s['largest_batch']} requests")
     print(f"    {'server':<16}{'seconds':>9}{'of busy':>9}{'ms/pair':>9}")

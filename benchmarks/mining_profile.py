@@ -247,7 +247,8 @@ def _dump() -> None:
             _record["window_s"] = now - _record.get("ready_at", now)
             first, last = _record["first_batch_at"], _record["last_reply_at"]
             _record["active_s"] = last - first if first is not None else 0.0
-            _record["cpu_s"] = time.process_time()
+            # CPU seconds while serving (all its threads: the connections' unpickling too)
+            _record["cpu_s"] = time.process_time() - _record.get("cpu_at_ready", 0.0)
         name = f"server-{os.getpid()}" if server else str(os.getpid())
         (Path(folder) / f"{name}.json").write_text(json.dumps(record(), default=str))
 
@@ -376,6 +377,7 @@ class _Ready:
         if message is None:
             _record["ready_at"] = time.perf_counter()
             _record["init_s"] = _record["ready_at"] - self._started
+            _record["cpu_at_ready"] = time.process_time()
         self._conn.send(message)
 
     def close(self) -> None:
