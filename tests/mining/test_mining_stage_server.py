@@ -249,3 +249,32 @@ def test_views_get_the_native_sift_from_the_process_stage_server(shared_data):
     for a, b in zip(served, own):
         assert np.array_equal(a.features.xy, b.features.xy)
         assert np.array_equal(a.features.descriptors, b.features.descriptors)
+
+
+def test_a_served_process_computes_native_sift_without_importing_torch(shared_data):
+    """A pool worker whose stage server runs the native SIFT never imports torch (seconds of
+    start-up for nothing)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+import numpy as np
+from mimic_fast.features.sift import Features
+from mimic_fast.mining import device
+from mimic_fast.mining.config import MineConfig
+from mimic_fast.mining.views import folder_views
+
+class Server:  # answers like a stage server, from a process without torch
+    device = "cuda"
+    def sift(self, gray):
+        return [(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))] * len(gray)
+
+device.set_stage_device(Server())
+views = list(folder_views({str(shared_data / "video/tum_freiburg_frames")!r},
+                          MineConfig(sift="native"), 6, []))
+assert len(views) == 3 and all(v.features.xy.shape == (0, 2) for v in views)
+assert "torch" not in sys.modules
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -98,14 +98,14 @@ def features_batch(rgbs: list[np.ndarray], cfg: MineConfig) -> list[Features]:
         return []
     import cv2
 
-    import mimic_fast
-    from mimic_fast.features.batched_sift import SiftFeatures
-
     gray = np.stack([cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
                      for rgb in rgbs])
     served = remote_stages()
-    if served is not None:  # a Ray task whose stage server holds the GPU
+    if served is not None:  # a worker whose stage server holds the GPU: no torch here
         return [Features(xy, desc) for xy, desc in served.sift(gray)]
+    import mimic_fast
+    from mimic_fast.features.batched_sift import SiftFeatures
+
     f = mimic_fast.sift(gray, device=stage_device() or "cpu")
     f = SiftFeatures(*(t.cpu() for t in f))  # one transfer, not one per frame
     return [Features(*f.frame(b, order="opencv")) for b in range(len(rgbs))]
