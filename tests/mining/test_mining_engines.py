@@ -15,7 +15,7 @@ import types
 import pytest
 
 from mimic_fast.io.sources import Source
-from mimic_fast.mining import engines
+from mimic_fast.mining import engines, unit_progress
 from mimic_fast.mining.config import MineConfig, RunOptions
 from mimic_fast.mining.engines import run_local, run_ray
 from mimic_fast.mining.run import mine
@@ -138,7 +138,7 @@ def test_progress_reports_are_never_counted_twice():
     """The driver's book of reports: increases only; nothing after the unit's result; a
     retried attempt or an abandoned submission takes back what it had reported."""
     calls = []
-    reports = engines._Reports(lambda unit, n: calls.append((unit, n)))
+    reports = unit_progress.Reports(lambda unit, n: calls.append((unit, n)))
     a, b = reports.start("A"), reports.start("B")
     reports.report(a, "first", 10)
     reports.report(a, "first", 10)  # nothing new

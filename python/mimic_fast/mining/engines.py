@@ -23,10 +23,10 @@ or a chunk of one) and report each result as it lands.
 Progress (``on_progress(unit, n)``: n more candidates evaluated) moves within a unit in every
 engine: pool workers and Ray tasks report the candidates their unit has evaluated so far at
 most every :data:`PROGRESS_EVERY` seconds (through a queue; through a small Ray actor), and the
-driver forwards the increase while the unit is in flight. A report that arrives after the
-unit's result is dropped (the driver's book settles a finished unit's count,
-``run._Work._count``); a unit run again after its worker died first takes back what it had
-reported.
+driver forwards the increase while the unit is in flight (:mod:`.unit_progress`). A report
+that arrives after the unit's result is dropped (the driver's book settles a finished unit's
+count, ``run._Work._count``); a unit run again after its worker died first takes back what it
+had reported.
 
 ``on_done(result)`` is called in the driver for every finished unit and returns the units it
 asks for next (a source to mine whole when a chunk could not stand for its part), which are
@@ -36,11 +36,9 @@ continues).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import multiprocessing
 import time
-import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
@@ -49,6 +47,7 @@ from mimic_fast._lifeline import process_identity
 from mimic_fast.mining import stage_service
 from mimic_fast.mining.device import set_stage_device
 from mimic_fast.mining.schedule import largest_first
+from mimic_fast.mining.unit_progress import OnProgress, ProgressBox, Reporter, Reports
 from mimic_fast.mining.stage_server import StageClient
 from mimic_fast.mining.worker import init_worker, run_unit, stops_the_run, unit_died
 
@@ -56,7 +55,6 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.5  # seconds between a unit's progress reports (read at submission)
 POLL = 0.25  # seconds the driver waits for a result before it forwards progress reports
 OnDone = Callable[[dict], "list | None"]  # a unit's result -> the units to run next
-OnProgress = Callable[[object, int], None]  # (unit, n more candidates evaluated)
 
 
 def run_serial(tasks: list, on_done: OnDone, on_progress: OnProgress | None = None,
@@ -115,64 +113,6 @@ def _run_local(tasks: list, workers: int, on_done: OnDone, on_progress: OnProgre
                 _run_local(more, workers, on_done, on_progress, device, endpoints)
 
 
-class _Reports:
-    """The driver's side of progress within units: each submission of a unit gets an id; its
-    worker reports (id, attempt, candidates evaluated so far); the increase is forwarded to
-    ``on_progress`` while the submission is live. A new attempt of a submission (Ray retried
-    the task) or a submission abandoned (its pool broke; the unit runs again) first takes
-    back what it had reported, so nothing is counted twice."""
-
-    def __init__(self, on_progress: OnProgress):
-        self.on_progress = on_progress
-        self.live: dict[int, list] = {}  # id -> [unit, attempt, reported]
-        self._ids = itertools.count()
-
-    def start(self, unit) -> int:
-        sid = next(self._ids)
-        self.live[sid] = [unit, None, 0]
-        return sid
-
-    def report(self, sid: int, attempt: str, total: int) -> None:
-        entry = self.live.get(sid)
-        if entry is None:
-            return  # the unit's result came first and settled its count
-        unit, current, reported = entry
-        if attempt != current:
-            self._take_back(entry)
-            entry[1] = attempt
-        if total > entry[2]:
-            self.on_progress(unit, total - entry[2])
-            entry[2] = total
-
-    def end(self, sid: int, abandoned: bool = False) -> None:
-        entry = self.live.pop(sid, None)
-        if abandoned and entry is not None:
-            self._take_back(entry)
-
-    def _take_back(self, entry: list) -> None:
-        if entry[2]:
-            self.on_progress(entry[0], -entry[2])
-            entry[2] = 0
-
-
-class _Reporter:
-    """A unit's ``progress(n)`` in a worker: sends (attempt, candidates so far) at most every
-    ``every`` seconds; what is not sent is settled by the unit's result."""
-
-    def __init__(self, send: Callable[[str, int], None], every: float):
-        self.send, self.every = send, every
-        self.attempt = uuid.uuid4().hex  # tells a retried Ray task from its first attempt
-        self.total = 0
-        self.last = time.monotonic()
-
-    def __call__(self, n: int) -> None:
-        self.total += n
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            self.send(self.attempt, self.total)
-
-
 _progress_queue = None  # a pool worker's channel to the driver (None: no progress wanted)
 
 
@@ -196,7 +136,7 @@ def _pool_run_unit(task, sid: int, every: float) -> dict:
     progress = None
     if _progress_queue is not None:
         put = _progress_queue.put
-        progress = _Reporter(lambda attempt, total: put((sid, attempt, total)), every)
+        progress = Reporter(lambda attempt, total: put((sid, attempt, total)), every)
     return run_unit(task, progress)
 
 
@@ -209,7 +149,7 @@ def _run_pool(tasks: list, workers: int, on_done: OnDone, device: str | None = N
     # a SimpleQueue writes in the worker's own thread (a report is in the pipe before the
     # unit's result), one small atomic write per report; one queue per pool, as a worker that
     # died writing could leave it unusable
-    reports = None if on_progress is None else _Reports(on_progress)
+    reports = None if on_progress is None else Reports(on_progress)
     queue = None if reports is None else ctx.SimpleQueue()
 
     def forward_reports() -> None:
@@ -323,7 +263,7 @@ def run_ray(tasks: list, address: str | None, on_done: OnDone, device: str | Non
     servers = _start_stage_servers(ray, device)
     start = time.perf_counter()
     remote = ray.remote(num_cpus=1, num_gpus=0, max_retries=1)(_ray_run_unit)
-    reports = None if on_progress is None else _Reports(on_progress)
+    reports = None if on_progress is None else Reports(on_progress)
     box = None if reports is None else ray.remote(num_cpus=0)(ProgressBox).remote()
     driver = process_identity()
     refs: dict = {}  # object ref -> (unit, submission id)
@@ -428,23 +368,8 @@ def _log_server_stats(all_stats: list, exit_codes: list | None = None,
                  stats["largest_batch"], " and ".join(work) or "nothing", busy)
 
 
-class ProgressBox:
-    """A Ray actor that holds the latest progress report of each unit in flight until the
-    driver takes them."""
-
-    def __init__(self):
-        self._reports: dict = {}
-
-    def add(self, sid: int, attempt: str, total: int) -> None:
-        self._reports[sid] = (attempt, total)
-
-    def take(self) -> dict:
-        reports, self._reports = self._reports, {}
-        return reports
-
-
 def _ray_run_unit(task, driver: tuple, stages, sid: int, box, every: float) -> dict:
     init_worker(driver, stages)
-    progress = None if box is None else _Reporter(
+    progress = None if box is None else Reporter(
         lambda attempt, total: box.add.remote(sid, attempt, total), every)
     return run_unit(task, progress)
