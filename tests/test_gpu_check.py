@@ -39,5 +39,6 @@ def test_gpu_check_only_reruns_the_steps_named_after_env_and_build():
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.findall(r"^== (\w+) \(timeout", r.stdout, re.M) == [
         "env", "build", "mine_cuda", "bench_mining"]
+    assert "pytest -m cuda collects" not in r.stdout  # not a step of this rerun
     r = dry("mine_gpu")
     assert r.returncode == 2 and "no step named mine_gpu" in r.stdout

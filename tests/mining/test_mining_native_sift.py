@@ -65,7 +65,7 @@ def test_native_sift_in_batches_mines_the_dataset_of_one_view_per_call(shared_da
     for batch in (1, 8):
         monkeypatch.setitem(views.SIFT_BATCH, "cpu", batch)
         calls.clear()
-        summary = mine(inputs, tmp_path / f"b{batch}", MineConfig(sift="native"),
+        summary = mine(inputs, tmp_path / f"b{batch}", MineConfig(sift="native", stride=2),
                        RunOptions(progress=False))
         assert max(calls) == batch and summary["accepted"] > 0
         mined[batch] = dataset_files(tmp_path / f"b{batch}")

@@ -64,15 +64,17 @@ def test_local_stage_server_path_matches_serial(scenes_and_tum, mined_scenes_and
 
 
 @pytest.mark.slow
-def test_native_sift_in_the_local_stage_server_matches_serial(scenes_and_tum, tmp_path,
+def test_native_sift_in_the_local_stage_server_matches_serial(shared_data, tmp_path,
                                                              cpu_servers, caplog):
     """--sift native: the workers' frames go to the server for their SIFT (in batches for its
     device, coalesced across workers); the dataset is the serial run's byte for byte."""
     caplog.set_level(logging.INFO, logger="mimic_fast.mining.engines")
-    config = MineConfig(sift="native")
-    mine(scenes_and_tum, tmp_path / "serial", config, RunOptions(progress=False))
-    mine(scenes_and_tum, tmp_path / "served", config,
-         RunOptions(progress=False, workers=2, device="cuda"))
+    config = MineConfig(sift="native", stride=2)  # 9 TUM frames, in 2 chunks below
+    inputs = [shared_data / "video/tum_freiburg_frames"]
+    mine(inputs, tmp_path / "serial", config, RunOptions(progress=False))
+    summary = mine(inputs, tmp_path / "served", config,
+                   RunOptions(progress=False, workers=2, chunk=4, device="cuda"))
+    assert summary["accepted"] > 0 and summary["workers"] == 2
     assert dataset_files(tmp_path / "served") == dataset_files(tmp_path / "serial")
     served = _served_lines(caplog)
     assert re.search(r"^stage server 0 on cpu: \{'sift': [1-9]\d*, 'evaluate': [1-9]",
