@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from mimic_fast.io.images import INTERPOLATIONS, RESIZE_MODES
 from mimic_fast.io.sources import KINDS, check_group_by
+from mimic_fast.mining.device import is_cuda
 
 GROUP_KEEP = ("all", "best")
 WALKS = ("published", "all")
@@ -128,7 +129,7 @@ def method_for(choice: str, device) -> str:
     pair in the one process holding the GPU would bound it at about 2,500 pairs/s."""
     if choice != "auto":
         return choice
-    return "native" if device is not None and str(device).startswith("cuda") else "opencv"
+    return "native" if is_cuda(device) else "opencv"
 
 
 def for_device(config: MineConfig, device) -> MineConfig:

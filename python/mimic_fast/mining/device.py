@@ -9,13 +9,14 @@ Or a stage server (:class:`mimic_fast.mining.stage_server.StageClient`): this pr
 those stages to a server that holds the device for many processes (one per GPU: a Ray actor
 with ``--engine ray``, a process beside the pool with the local engine,
 :mod:`mimic_fast.mining.stage_service`), and computes nothing on a device itself
-(:func:`stage_device` is None). The
-dataset does not depend on the setting: every stage makes the same decisions everywhere.
+(:func:`stage_device` is None). The dataset does not depend on the setting: every stage
+makes the same decisions everywhere.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
 
 class StageServerGone(RuntimeError):
     """The stage server this process sends its stages to is gone (it died, or the run ended).
@@ -47,6 +48,11 @@ def remote_stages():
     return None if _setting is None or isinstance(_setting, str) else _setting
 
 
+def is_cuda(device: Any) -> bool:
+    """Whether a stage device (a name such as "cuda:1", or a torch.device) is a GPU."""
+    return device is not None and str(device).split(":")[0] == "cuda"
+
+
 def resolve(run_device: str) -> str | None:
     """The stage device for RunOptions.device: "auto" and "cpu" -> None (auto stays on the
     CPU until the GPU path has run on a GPU once); "cuda" -> "cuda", or ValueError (one line)
@@ -70,4 +76,3 @@ def resolve(run_device: str) -> str | None:
         raise ValueError("--device cuda: torch sees no CUDA GPU (a CPU-only torch?); use "
                          "--device cpu")
     return "cuda"
-

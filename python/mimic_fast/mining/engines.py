@@ -45,7 +45,7 @@ from typing import Callable
 
 from mimic_fast._lifeline import process_identity
 from mimic_fast.mining import stage_service
-from mimic_fast.mining.device import set_stage_device
+from mimic_fast.mining.device import is_cuda, set_stage_device
 from mimic_fast.mining.schedule import largest_first
 from mimic_fast.mining.unit_progress import OnProgress, ProgressBox, Reporter, Reports
 from mimic_fast.mining.stage_server import StageClient
@@ -324,8 +324,8 @@ def _start_stage_servers(ray, device: str | None) -> list:
     from mimic_fast.mining.stage_server import StageServer
 
     resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0)) if str(device).startswith("cuda") else 0
-    if str(device).startswith("cuda") and not gpus:
+    gpus = int(resources.get("GPU", 0)) if is_cuda(device) else 0
+    if is_cuda(device) and not gpus:
         raise RuntimeError("--device cuda with --engine ray: the Ray cluster has no GPU")
     # each concurrent call waits in a thread of its own while the stages run: room for one
     # call from every task that can run at once; a server that died comes back once, and

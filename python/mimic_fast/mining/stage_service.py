@@ -44,7 +44,7 @@ from multiprocessing.connection import Client, Listener
 from typing import Any
 
 from mimic_fast._lifeline import exit_with
-from mimic_fast.mining.device import StageServerGone
+from mimic_fast.mining.device import StageServerGone, is_cuda
 
 SERVED_DEVICES = ("cuda",)  # stage devices whose stages run in server processes (local engine)
 START_SECONDS = 300.0  # a server not ready by then is reported as unable to start
@@ -203,7 +203,7 @@ class StageServers:
 def _server_plan(device: str, limit: int) -> list[tuple[str, str | None]]:
     """(label, CUDA_VISIBLE_DEVICES for the server or None) of each server to start: one per
     visible GPU for "cuda" (at most ``limit``), one for anything else."""
-    if not device.startswith("cuda"):
+    if not is_cuda(device):
         return [(device, None)]
     if ":" in device:  # one GPU named: that one, alone
         k = int(device.split(":")[1])

@@ -24,7 +24,7 @@ from mimic_fast.io.images import DecodedImage, FrameError, read_image, to_view
 from mimic_fast.io.sources import group_members
 from mimic_fast.io.video import VideoSpan, decode_span, sample_video, truncated
 from mimic_fast.mining.config import MineConfig, method_for
-from mimic_fast.mining.device import remote_stages, stage_device
+from mimic_fast.mining.device import is_cuda, remote_stages, stage_device
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ SIFT_BATCH = {"cpu": 4, "cuda": 64}
 
 
 def sift_batch() -> int:
-    device = _sift_device() or "cpu"
-    return SIFT_BATCH["cuda" if str(device).startswith("cuda") else "cpu"]
+    return SIFT_BATCH["cuda" if is_cuda(_sift_device()) else "cpu"]
 
 
 def _sift_device() -> str | None:
@@ -160,7 +159,7 @@ def _dali_images(cfg: MineConfig):
 
 
 def _dali_device() -> str:
-    return "gpu" if stage_device() == "cuda" else "cpu"
+    return "gpu" if is_cuda(stage_device()) else "cpu"
 
 
 def video_views(path: str, cfg: MineConfig, errors: list[dict]) -> Iterator[View]:

@@ -156,7 +156,8 @@ def process_source(task: SourceTask, progress: Progress | None = None) -> dict:
         shard = out.writer.commit()
     except Exception as exc:  # a bad source is recorded, never fatal to the run...
         out.fail()
-        if stops_the_run(exc):  # ...but a full disk is no fault of the source: stop
+        if stops_the_run(exc):  # ...but a full disk or a gone stage server is no fault of
+            # the source: stop
             raise
         status = "failed"
         error = str(exc) if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
